@@ -1,0 +1,1 @@
+// placeholder so the layer target has a source
