@@ -12,6 +12,16 @@ class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(size_t n) { resize(n); }
+  Buffer(const Buffer& o) { *this = o; }
+  Buffer& operator=(const Buffer& o) {
+    if (this != &o) {
+      resize(o.n_);
+      if (n_) std::memcpy(static_cast<void*>(ptr_.get()), o.ptr_.get(), n_ * sizeof(T));
+    }
+    return *this;
+  }
+  Buffer(Buffer&&) noexcept = default;
+  Buffer& operator=(Buffer&&) noexcept = default;
   void resize(size_t n) {
     if (n == n_) return;
     size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
