@@ -1,8 +1,5 @@
 // Temporary: commands not yet written. Removed as each cmd_*.cpp lands.
 #include "cli/commands.h"
 namespace kl::cli {
-void add_inspect_command(CLI::App&, int&) {}
-void add_generate_command(CLI::App&, int&) {}
-void add_logits_command(CLI::App&, int&) {}
 void add_tokenize_commands(CLI::App&, int&) {}
 }  // namespace kl::cli

@@ -1,0 +1,78 @@
+#include "cli/common.h"
+
+#include <cstdio>
+#include <unistd.h>
+
+#include "core/error.h"
+
+namespace kl::cli {
+
+void add_model_flags(CLI::App* cmd, ModelFlags& f) {
+  cmd->add_option("--model,-m", f.model,
+                  "Kimi Linear checkpoint directory (config.json + model.safetensors or shards). "
+                  "Default: the built-in model with random weights");
+  cmd->add_option("--router-weights", f.router,
+                  "MoE routing weights: 'unbiased' (vLLM/llama.cpp semantics) or 'biased' (the released "
+                  "modeling_kimi.py)")
+      ->check(CLI::IsMember({"unbiased", "biased"}));
+  cmd->add_option("--threads,-t", f.threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--isa", f.isa, "Kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)")
+      ->check(CLI::IsMember({"scalar", "avx2", "avx512", "neon"}));
+  cmd->add_option("--prefill-chunk", f.prefill_chunk, "Prompt tokens per forward pass (bounds activation memory)")
+      ->check(CLI::PositiveNumber);
+}
+
+std::unique_ptr<Engine> open_engine(const ModelFlags& f) {
+  ModelSource src;
+  src.dir = f.model;
+  src.options.router_weights = f.router == "biased" ? RouterWeights::Biased : RouterWeights::Unbiased;
+  EngineOptions eo;
+  eo.threads = f.threads;
+  eo.prefill_chunk = f.prefill_chunk;
+  if (!f.isa.empty()) {
+    Isa isa;
+    isa_from_name(f.isa, &isa);
+    eo.isa = isa;
+  }
+  if (src.builtin())
+    std::fprintf(stderr,
+                 "note: no --model given, so this runs the built-in model: real Kimi Linear layer structure, "
+                 "RANDOM weights.\n      Its output is meaningless. To run a real model: --model DIR, where DIR "
+                 "holds config.json and\n      model.safetensors (or model.safetensors.index.json with its shards), "
+                 "e.g. Kimi-Linear-48B-A3B-Instruct.\n");
+  else
+    std::fprintf(stderr, "loading %s ...\n", f.model.c_str());
+  auto e = std::make_unique<Engine>(src, eo);
+  std::fprintf(stderr, "model: %s\n", e->describe().c_str());
+  if (!e->model().extra_tensors().empty())
+    std::fprintf(stderr, "warning: %zu tensor(s) in the checkpoint are not used by the model (first: %s)\n",
+                 e->model().extra_tensors().size(), e->model().extra_tensors()[0].c_str());
+  return e;
+}
+
+std::vector<int32_t> parse_ids(const std::string& s, const char* flag) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string tok = s.substr(i, j - i);
+    while (!tok.empty() && tok.front() == ' ') tok.erase(tok.begin());
+    while (!tok.empty() && tok.back() == ' ') tok.pop_back();
+    if (tok.empty()) fail(flag, ": empty token id at position ", ids.size() + 1, " in '", s, "'");
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(tok, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used != tok.size() || v < 0 || v > 0x7fffffff)
+      fail(flag, ": '", tok, "' is not a token id (expected non-negative integers separated by commas)");
+    ids.push_back(int32_t(v));
+    i = j + 1;
+  }
+  return ids;
+}
+
+}  // namespace kl::cli

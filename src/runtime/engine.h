@@ -1,0 +1,98 @@
+// The runtime's view of a loaded model: the model, the thread pool and the kernel table,
+// and sessions (one sequence each) that feed tokens through it.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+namespace kl {
+
+struct EngineOptions {
+  int threads = 0;                   // 0: all cores available to the process
+  std::optional<Isa> isa;            // default: the best the CPU supports
+  int64_t prefill_chunk = 512;       // prompt tokens per forward call (bounds activation memory)
+};
+
+// Where the model comes from: a checkpoint directory, or the built-in synthetic model.
+struct ModelSource {
+  std::string dir;  // empty: built-in
+  ModelOptions options;
+  bool builtin() const { return dir.empty(); }
+};
+
+class Engine {
+ public:
+  Engine(const ModelSource& src, const EngineOptions& opt);
+  Engine(std::unique_ptr<Model> model, const EngineOptions& opt);
+
+  const Model& model() const { return *model_; }
+  Model& model() { return *model_; }
+  const Context& ctx() const { return ctx_; }
+  ThreadPool& pool() { return *pool_; }
+  const EngineOptions& options() const { return opt_; }
+  bool builtin() const { return builtin_; }
+  std::string describe() const;  // "8 layers, BF16 weights, 2 threads, avx512 (bf16, vnni)"
+
+ private:
+  void init(const EngineOptions& opt);
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<ThreadPool> pool_;
+  CpuFeatures cpu_;
+  Context ctx_;
+  EngineOptions opt_;
+  bool builtin_ = false;
+};
+
+// Progress of long work: called with (done, total) tokens.
+using Progress = std::function<void(int64_t done, int64_t total)>;
+
+// One sequence: its state and the activation buffers sized for one prompt chunk.
+class Session {
+ public:
+  explicit Session(Engine& engine);
+
+  // Feeds `tokens` in chunks of the engine's prefill_chunk; returns the logits of the last
+  // token ([vocab], valid until the next call). Errors if the context would exceed the model's
+  // maximum length.
+  const float* feed(const std::vector<int32_t>& tokens, const Progress& progress = nullptr);
+  // All positions' logits of `tokens` ([n, vocab]); still chunked.
+  std::vector<float> feed_all_logits(const std::vector<int32_t>& tokens, const Progress& progress = nullptr);
+  const float* step(int32_t token) { return feed({token}); }
+
+  int64_t n_tokens() const { return state_.n_tokens; }
+  int64_t vocab() const { return int64_t(logits_.size()); }
+  SequenceState& state() { return state_; }
+  void reset() { state_.reset(); }
+  const float* last_logits() const { return logits_.data(); }
+
+ private:
+  void check_room(int64_t n) const;
+  Engine& engine_;
+  SequenceState state_;
+  Workspace ws_;
+  std::vector<float> logits_;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> ids;
+  std::string stop_reason;  // "eos", "max_tokens"
+  double prompt_seconds = 0, gen_seconds = 0;
+  int64_t prompt_tokens = 0;
+};
+
+// Greedy decoding: feeds the prompt, then picks the most likely token until `max_tokens` or
+// a stop token. on_token (optional) sees each id as it is chosen.
+GenerateResult generate_greedy(Session& s, const std::vector<int32_t>& prompt, int64_t max_tokens,
+                               const std::vector<int32_t>& stop_ids,
+                               const std::function<void(int32_t)>& on_token = nullptr,
+                               const Progress& progress = nullptr);
+
+}  // namespace kl
