@@ -1,6 +1,7 @@
 // kimi-linear: one binary, one subcommand per job.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -16,6 +17,18 @@ int main(int argc, char** argv) {
   kl::cli::add_generate_command(app, rc);
   kl::cli::add_logits_command(app, rc);
   kl::cli::add_tokenize_commands(app, rc);
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      known |= sub->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "error: unknown command '%s'. Commands: %s (see --help)\n", argv[1], names.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,111 @@
+// End to end through the real binary: inspect, generate and logits on the tiny-a fixture and
+// the built-in model, and the errors a user can cause.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "model_test_util.h"
+
+namespace kl::test {
+namespace {
+
+std::string ids_arg(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); i++) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+TEST(Cli, GenerateReproducesReferenceGreedyIds) {
+  for (std::string name : {"p7", "p65"}) {
+    auto prompt = load_tokens("greedy_" + name + "_prompt.npy");
+    auto want = load_tokens("greedy_" + name + "_ids.npy");
+    CmdResult r = run_cli("generate --model " + tiny_a() + " --router-weights biased --ignore-eos -n 32 --prompt-ids " +
+                          ids_arg(prompt));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.out, ids_arg(want) + "\n") << name;
+  }
+}
+
+TEST(Cli, GenerateJson) {
+  auto prompt = load_tokens("greedy_p7_prompt.npy");
+  auto want = load_tokens("greedy_p7_ids.npy");
+  CmdResult r = run_cli("generate --model " + tiny_a() + " --router-weights biased --ignore-eos -n 5 --json -t 1 --prompt-ids " +
+                        ids_arg(prompt));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["generated_ids"].get<std::vector<int32_t>>(), std::vector<int32_t>(want.begin(), want.begin() + 5));
+  EXPECT_GT(j["prompt_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["generation_tokens_per_s"].get<double>(), 0);
+}
+
+TEST(Cli, LogitsFileMatchesGolden) {
+  auto tokens = load_tokens("tokens_65.npy");
+  const std::string out = (std::filesystem::temp_directory_path() / "kl_cli_logits.npy").string();
+  // A small prefill chunk makes the CLI split the prompt; the result must not change.
+  CmdResult r = run_cli("logits --model " + tiny_a() + " --prefill-chunk 16 --out " + out + " --prompt-ids " + ids_arg(tokens));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  NpyArray got = read_npy(out);
+  ASSERT_EQ(got.shape, (std::vector<int64_t>{65, 512}));
+  std::vector<float> g = got.as_f32();
+  std::vector<float> w = read_npy(golden("variant_unbiased_gate/logits_65.npy")).as_f32();  // default: unbiased
+  EXPECT_LE(max_abs_diff(g.data(), w.data(), w.size()), 1e-4f * max_abs(w.data(), w.size()));
+  std::filesystem::remove(out);
+}
+
+TEST(Cli, BuiltinModelRunsAndSaysItIsRandom) {
+  CmdResult r = run_cli("generate --prompt-ids 1,2,3 -n 4");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("RANDOM weights"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--model"), std::string::npos);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), ','), 3) << r.out;
+  // Seeded: the same ids every time, whatever the thread count.
+  CmdResult r2 = run_cli("generate --prompt-ids 1,2,3 -n 4 -t 1");
+  EXPECT_EQ(r.out, r2.out);
+}
+
+TEST(Cli, InspectJson48B) {
+  CmdResult r = run_cli("inspect --json --model " + std::string(KL_TEST_DATA) + "/kimi-linear-48b");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["parameters"]["total"].get<int64_t>(), 49122681728);
+  EXPECT_EQ(j["mla_layers"].get<int>(), 7);
+  EXPECT_EQ(j["mla_cache_per_token"]["values_per_layer"].get<int>(), 576);
+  CmdResult t = run_cli("inspect --model " + std::string(KL_TEST_DATA) + "/kimi-linear-48b");
+  EXPECT_NE(t.out.find("49,122,681,728"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("7 MLA layers x 576"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("absent"), std::string::npos) << t.out;
+}
+
+TEST(Cli, UserErrorsExitNonZeroWithAMessage) {
+  struct Case {
+    std::string args, expect;
+  };
+  const std::string m = "--model " + tiny_a() + " ";
+  for (const Case& c : std::vector<Case>{
+           {"generate " + m + "--prompt-ids 1,x,3", "'x' is not a token id"},
+           {"generate " + m + "--prompt-ids 1,,3", "empty token id"},
+           {"generate " + m + "--prompt-ids 1,9999", "outside the vocabulary"},
+           {"generate --model /nonexistent/dir --prompt-ids 1", "/nonexistent/dir/config.json"},
+           {"generate " + m + "--prompt-ids 1 --router-weights maybe", "router-weights"},
+           {"logits " + m + "--prompt-ids 1", "--out"},
+           {"inspect --model /nonexistent", "cannot open"},
+           {"frobnicate", "frobnicate"},
+       }) {
+    CmdResult r = run_cli(c.args);
+    EXPECT_NE(r.rc, 0) << c.args;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
+    EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+  }
+}
+
+TEST(Cli, HelpForEveryCommand) {
+  for (std::string cmd : {"", "inspect ", "generate ", "logits "}) {
+    CmdResult r = run_cli(cmd + "--help");
+    EXPECT_EQ(r.rc, 0) << cmd;
+    EXPECT_NE(r.out.find("--"), std::string::npos) << cmd;
+  }
+}
+
+}  // namespace
+}  // namespace kl::test
