@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -82,6 +83,28 @@ void Model::bind(const std::vector<std::pair<std::string, TensorView>>& tensors,
     fail(where, ": ", missing.size(), " tensor(s) required by config.json are missing:", list);
   }
   if (cfg_.tie_word_embeddings) w_.lm_head = w_.embed_tokens;
+
+  // Fingerprint: FNV-1a over the config and, per tensor, its name, format, shape and up to
+  // 64 bytes at its start, middle and end (cheap even for a 98 GB checkpoint).
+  uint64_t fp = 1469598103934665603ull;
+  auto mix = [&](const void* p, size_t n) {
+    for (size_t i = 0; i < n; i++) fp = (fp ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ull;
+  };
+  const std::string cj = config_to_json(cfg_);
+  mix(cj.data(), cj.size());
+  for (const WeightSpec& s : table) {
+    const TensorView& v = by_name.at(s.name);
+    mix(s.name.data(), s.name.size());
+    mix(&v.dtype, 1);
+    const size_t nb = v.nbytes(), take = std::min<size_t>(64, nb);
+    const unsigned char* b = static_cast<const unsigned char*>(v.data);
+    mix(b, take);
+    mix(b + (nb - take) / 2, take);
+    mix(b + nb - take, take);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fp);
+  fingerprint_ = hex;
   extra_.clear();
   for (const auto& [name, v] : tensors)
     if (!used.count(name)) extra_.push_back(name);

@@ -67,6 +67,9 @@ class Model {
   // Tensors present in the files but not used by the model (reported, not an error).
   const std::vector<std::string>& extra_tensors() const { return extra_; }
   int64_t weight_bytes() const { return weight_bytes_; }
+  // Identifies the model (config + names, formats, shapes and sampled bytes of every tensor):
+  // saved sessions carry it so a file made for another model is refused.
+  const std::string& fingerprint() const { return fingerprint_; }
 
   SequenceState new_state() const;
   StateSizes state_sizes() const;
@@ -91,6 +94,7 @@ class Model {
   std::shared_ptr<void> storage_;
   std::vector<std::string> extra_;
   int64_t weight_bytes_ = 0;
+  std::string fingerprint_;
 };
 
 }  // namespace kl

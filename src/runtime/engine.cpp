@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "model/state_io.h"
 #include "model/synthetic.h"
 
 namespace kl {
@@ -63,6 +64,7 @@ const float* Session::feed(const std::vector<int32_t>& tokens, const Progress& p
     b.runs.push_back({&state_, tokens.data() + off, m});
     b.logits = off + m == n ? LogitsFor::LastOfEachRun : LogitsFor::None;
     engine_.model().forward(engine_.ctx(), b, ws_, logits_.data());
+    tokens_.insert(tokens_.end(), tokens.begin() + off, tokens.begin() + off + m);
     if (progress) progress(off + m, n);
   }
   return logits_.data();
@@ -80,10 +82,20 @@ std::vector<float> Session::feed_all_logits(const std::vector<int32_t>& tokens, 
     b.runs.push_back({&state_, tokens.data() + off, m});
     b.logits = LogitsFor::AllTokens;
     engine_.model().forward(engine_.ctx(), b, ws_, out.data() + off * V);
+    tokens_.insert(tokens_.end(), tokens.begin() + off, tokens.begin() + off + m);
     if (progress) progress(off + m, n);
   }
   std::copy(out.end() - V, out.end(), logits_.begin());
   return out;
+}
+
+void Session::save(const std::string& path) const { save_state(engine_.model(), state_, tokens_, path); }
+
+void Session::load(const std::string& path) {
+  std::vector<int32_t> toks;
+  SequenceState s = load_state(engine_.model(), path, &toks);
+  state_ = std::move(s);
+  tokens_ = std::move(toks);
 }
 
 GenerateResult generate_greedy(Session& s, const std::vector<int32_t>& prompt, int64_t max_tokens,

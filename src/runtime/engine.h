@@ -68,9 +68,17 @@ class Session {
   const float* step(int32_t token) { return feed({token}); }
 
   int64_t n_tokens() const { return state_.n_tokens; }
+  // Every token fed so far (the sequence's history).
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  // Persistent sessions: history + every KDA/conv state + the MLA latent cache.
+  void save(const std::string& path) const;
+  void load(const std::string& path);  // refuses files of another model or damaged ones
   int64_t vocab() const { return int64_t(logits_.size()); }
   SequenceState& state() { return state_; }
-  void reset() { state_.reset(); }
+  void reset() {
+    state_.reset();
+    tokens_.clear();
+  }
   const float* last_logits() const { return logits_.data(); }
 
  private:
@@ -79,6 +87,7 @@ class Session {
   SequenceState state_;
   Workspace ws_;
   std::vector<float> logits_;
+  std::vector<int32_t> tokens_;
 };
 
 struct GenerateResult {
