@@ -15,7 +15,8 @@ namespace kl {
 
 namespace {
 
-// ordered_json keeps the header's key order, so StHeader::tensors is "in header order".
+using Json = nlohmann::json;
+// The writer keeps each entry's keys in the usual order (dtype, shape, data_offsets).
 using OJson = nlohmann::ordered_json;
 
 uint64_t read_le64(const unsigned char* p) {
@@ -42,8 +43,46 @@ std::string shape_str(const std::vector<V>& shape) {
   return os.str();
 }
 
+// A short description of a bad value for messages. Not dump(): it recurses, and a hostile header
+// can nest arrays millions deep.
+std::string describe(const Json& v) {
+  auto cut = [](std::string s) { return s.size() <= 40 ? s : s.substr(0, 36) + " ..."; };
+  if (v.is_array()) {
+    std::string s = "an array of " + std::to_string(v.size());
+    for (size_t i = 0; i < v.size() && i < 4; i++)
+      s += (i ? ", " : ": ") + (v[i].is_primitive() ? cut(v[i].dump()) : std::string(v[i].type_name()));
+    return s + (v.size() > 4 ? ", ..." : "");
+  }
+  return v.is_primitive() ? cut(v.dump()) : std::string(v.type_name());
+}
+
+// Collects the keys of the outermost object in the order they appear. (ordered_json would keep the
+// order too, but its lookups are linear and the parser's callback mode rescans the parent object
+// after each child: both make parsing quadratic in the tensor count.)
+struct TopLevelKeys : nlohmann::json_sax<Json> {
+  std::vector<std::string> keys;
+  int depth = 0;
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return ++depth, true; }
+  bool end_object() override { return --depth, true; }
+  bool start_array(std::size_t) override { return ++depth, true; }
+  bool end_array() override { return --depth, true; }
+  bool key(string_t& k) override {
+    if (depth == 1) keys.push_back(k);
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+};
+
 // Parses one header entry {"dtype", "shape", "data_offsets"}; `ctx` is "<where>: tensor 'name'".
-StTensorInfo parse_entry(const std::string& name, const OJson& v, uint64_t data_size,
+StTensorInfo parse_entry(const std::string& name, const Json& v, uint64_t data_size,
                          const std::string& ctx) {
   if (!v.is_object()) fail(ctx, ": header entry is not a JSON object");
   StTensorInfo t;
@@ -54,12 +93,12 @@ StTensorInfo parse_entry(const std::string& name, const OJson& v, uint64_t data_
   if (!dt->is_string()) fail(ctx, ": \"dtype\" is not a string");
   const std::string& dname = dt->get_ref<const std::string&>();
   if (!dtype_from_name(dname, &t.dtype))
-    fail(ctx, ": unknown dtype \"", dname, "\" (supported: ", supported_dtypes(), ")");
+    fail(ctx, ": unknown dtype ", describe(*dt), " (supported: ", supported_dtypes(), ")");
 
   auto sh = v.find("shape");
   if (sh == v.end()) fail(ctx, ": missing \"shape\"");
   if (!sh->is_array()) fail(ctx, ": \"shape\" is not an array");
-  for (const OJson& d : *sh) {
+  for (const Json& d : *sh) {
     if (!d.is_number_integer()) fail(ctx, ": \"shape\" must hold integers, got ", d.type_name());
     if (d.is_number_unsigned()) {
       uint64_t u = d.get<uint64_t>();
@@ -81,7 +120,7 @@ StTensorInfo parse_entry(const std::string& name, const OJson& v, uint64_t data_
   if (off == v.end()) fail(ctx, ": missing \"data_offsets\"");
   if (!off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
       !(*off)[1].is_number_unsigned())
-    fail(ctx, ": \"data_offsets\" must be [begin, end] with non-negative integers, got ", off->dump());
+    fail(ctx, ": \"data_offsets\" must be [begin, end] with non-negative integers, got ", describe(*off));
   t.begin = (*off)[0].get<uint64_t>();
   t.end = (*off)[1].get<uint64_t>();
   if (t.begin > t.end) fail(ctx, ": data_offsets [", t.begin, ", ", t.end, "] have begin > end");
@@ -107,18 +146,24 @@ StHeader parse_safetensors(const unsigned char* bytes, size_t size, const std::s
     fail(where, ": safetensors header length ", n, " exceeds the limit of ", kStMaxHeaderBytes, " bytes");
 
   const char* text = reinterpret_cast<const char*>(bytes + 8);
-  OJson j;
+  Json j;
   try {
-    j = OJson::parse(text, text + n);
+    j = Json::parse(text, text + n);
   } catch (const nlohmann::json::exception& e) {
     fail(where, ": safetensors header is not valid JSON: ", e.what());
   }
   if (!j.is_object()) fail(where, ": safetensors header is not a JSON object (got ", j.type_name(), ")");
+  // json objects are sorted maps; a second, DOM-less pass recovers the header order.
+  TopLevelKeys keys;
+  Json::sax_parse(text, text + n, &keys);
 
   StHeader h;
   h.data_start = 8 + n;
   const uint64_t data_size = size - h.data_start;
-  for (const auto& [key, val] : j.items()) {
+  std::set<std::string_view> done;  // a duplicated key appears once, where it first appeared
+  for (const std::string& key : keys.keys) {
+    if (!done.insert(key).second) continue;
+    const Json& val = j.at(key);
     if (key == "__metadata__") {
       if (!val.is_object()) fail(where, ": \"__metadata__\" is not a JSON object");
       for (const auto& [mk, mv] : val.items()) {
@@ -133,14 +178,14 @@ StHeader parse_safetensors(const unsigned char* bytes, size_t size, const std::s
 
   // Overlaps: sort by begin and compare each tensor with the furthest end seen so far.
   // Empty tensors own no bytes and cannot overlap.
-  std::vector<const StTensorInfo*> order;
+  std::vector<const StTensorInfo*> by_offset;
   for (const StTensorInfo& t : h.tensors)
-    if (t.end > t.begin) order.push_back(&t);
-  std::sort(order.begin(), order.end(), [](const StTensorInfo* a, const StTensorInfo* b) {
+    if (t.end > t.begin) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(), [](const StTensorInfo* a, const StTensorInfo* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
   const StTensorInfo* furthest = nullptr;
-  for (const StTensorInfo* t : order) {
+  for (const StTensorInfo* t : by_offset) {
     if (furthest && t->begin < furthest->end)
       fail(where, ": tensors '", furthest->name, "' [", furthest->begin, ", ", furthest->end, ") and '",
            t->name, "' [", t->begin, ", ", t->end, ") overlap in the data section");

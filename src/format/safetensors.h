@@ -68,6 +68,12 @@ class SafetensorsSet {
   // True if `dir` holds model.safetensors.index.json or model.safetensors.
   static bool has_weights(const std::string& dir);
 
+  SafetensorsSet() = default;
+  SafetensorsSet(SafetensorsSet&&) noexcept = default;
+  SafetensorsSet& operator=(SafetensorsSet&&) noexcept = default;
+  SafetensorsSet(const SafetensorsSet&) = delete;  // views point into this set's mappings and copies
+  SafetensorsSet& operator=(const SafetensorsSet&) = delete;
+
   struct Entry {
     TensorView view;
     std::string file;  // path of the file the tensor was read from

@@ -29,7 +29,7 @@ Inputs make_inputs(int64_t T, int64_t H, int64_t K, int64_t V, uint32_t seed, fl
   in.g.resize(size_t(T * H * K));
   in.v.resize(size_t(T * H * V));
   in.beta.resize(size_t(T * H));
-  std::vector<float> a(size_t(H));
+  std::vector<float> a(static_cast<size_t>(H));
   for (auto& x : a) x = ua(rng);
   for (auto& x : in.q) x = n01(rng);
   for (auto& x : in.k) x = n01(rng);
