@@ -8,19 +8,28 @@
 #include "core/error.h"
 #include "format/npy.h"
 #include "model/synthetic.h"
+#include "cli/sampling_flags.h"
+#include "runtime/generate.h"
 #include "runtime/inspect.h"
+#include "tokenizer/chat_template.h"
 
 namespace kl::cli {
 
 namespace {
-// Progress of long prompts on stderr, only when it is a terminal or asked for.
-Progress prefill_progress(int64_t chunk) {
-  return [chunk](int64_t done, int64_t total) {
-    if (total <= chunk) return;
-    std::fprintf(stderr, "\rprefill %lld/%lld tokens", (long long)done, (long long)total);
-    if (done == total) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-  };
+void print_ids_result(const GenerationResult& r, bool json, bool builtin) {
+  if (json) {
+    nlohmann::json j = {{"generated_ids", r.ids},
+                        {"prompt_tokens", r.prompt_tokens},
+                        {"prompt_tokens_per_s", r.prompt_seconds > 0 ? double(r.prompt_tokens) / r.prompt_seconds : 0},
+                        {"generation_tokens_per_s", r.gen_seconds > 0 ? double(r.ids.size()) / r.gen_seconds : 0},
+                        {"stop_reason", r.stop_reason},
+                        {"builtin_model", builtin}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    for (size_t i = 0; i < r.ids.size(); i++) std::printf("%s%d", i ? "," : "", r.ids[i]);
+    std::printf("\n");
+    print_summary(r);
+  }
 }
 }  // namespace
 
@@ -45,46 +54,64 @@ void add_inspect_command(CLI::App& app, int& rc) {
 }
 
 void add_generate_command(CLI::App& app, int& rc) {
-  auto* cmd = app.add_subcommand("generate", "Greedy generation from prompt token ids");
+  auto* cmd = app.add_subcommand("generate", "Generate from a text prompt (streamed) or from prompt token ids");
   struct Opts {
     ModelFlags f;
-    std::string ids;
-    int64_t max_tokens = 32;
-    bool json = false, ignore_eos = false;
+    SamplingFlags s;
+    std::string ids, prompt, tokenizer;
+    bool json = false, ignore_eos = false, chat = false;
   };
   auto o = std::make_shared<Opts>();
   add_model_flags(cmd, o->f);
-  cmd->add_option("--prompt-ids", o->ids, "Prompt as token ids, e.g. 1,2,3")->required();
-  cmd->add_option("--max-tokens,-n", o->max_tokens, "Tokens to generate")->check(CLI::NonNegativeNumber);
+  auto* ids = cmd->add_option("--prompt-ids", o->ids, "Prompt as token ids, e.g. 1,2,3 (prints the generated ids)");
+  auto* text = cmd->add_option("--prompt,-p", o->prompt, "Prompt text (streams the generated text)");
+  ids->excludes(text);
+  cmd->add_flag("--chat", o->chat, "Wrap --prompt as one user turn of the chat template and stop at <|im_end|>");
+  cmd->add_option("--tokenizer", o->tokenizer, "Directory with tiktoken.model (default: the model directory)");
+  add_sampling_flags(cmd, o->s, 0.f);
+  o->s.max_tokens = 32;
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at the end-of-sequence token");
-  cmd->add_flag("--json", o->json, "Print a JSON object with the ids and speeds");
+  cmd->add_flag("--json", o->json, "With --prompt-ids: print a JSON object with the ids and speeds");
   cmd->callback([o, &rc] {
     const ModelFlags& f = o->f;
-    const bool json = o->json;
-    std::vector<int32_t> prompt = parse_ids(o->ids, "--prompt-ids");
-    auto engine = open_engine(f);
-    Session s(*engine);
-    std::vector<int32_t> stop;
-    if (!o->ignore_eos) stop.push_back(int32_t(engine->model().config().eos_token_id));
-    GenerateResult r = generate_greedy(s, prompt, o->max_tokens, stop, nullptr, prefill_progress(f.prefill_chunk));
-    const double pp = r.prompt_seconds > 0 ? double(r.prompt_tokens) / r.prompt_seconds : 0;
-    // The first generated token comes from the prompt pass; the rest are decode steps.
-    const int64_t steps = int64_t(r.ids.size()) - 1;
-    const double tg = steps > 0 && r.gen_seconds > 0 ? double(steps) / r.gen_seconds : 0;
-    if (json) {
-      nlohmann::json j = {{"generated_ids", r.ids},
-                          {"prompt_tokens", r.prompt_tokens},
-                          {"prompt_tokens_per_s", pp},
-                          {"generation_tokens_per_s", tg},
-                          {"stop_reason", r.stop_reason},
-                          {"builtin_model", engine->builtin()}};
-      std::printf("%s\n", j.dump().c_str());
-    } else {
-      for (size_t i = 0; i < r.ids.size(); i++) std::printf("%s%d", i ? "," : "", r.ids[i]);
-      std::printf("\n");
-      std::fprintf(stderr, "%lld prompt tokens at %.1f tok/s; %zu generated at %.1f tok/s; stop: %s\n",
-                   (long long)r.prompt_tokens, pp, r.ids.size(), tg, r.stop_reason.c_str());
+    if (o->ids.empty() == o->prompt.empty()) fail("generate: give --prompt TEXT or --prompt-ids IDS");
+    GenerationRequest req;
+    req.sampling = finish_sampling(o->s);
+    req.max_tokens = o->s.max_tokens;
+    req.stop_strings = o->s.stop;
+    if (!o->ids.empty()) {
+      req.prompt = parse_ids(o->ids, "--prompt-ids");
+      auto engine = open_engine(f);
+      Session s(*engine);
+      if (!o->ignore_eos) req.stop_ids.push_back(int32_t(engine->model().config().eos_token_id));
+      if (!req.stop_strings.empty()) fail("--stop needs a text --prompt (ids mode has no tokenizer)");
+      GenerationResult r = generate(s, req, nullptr, prefill_progress(f.prefill_chunk));
+      print_ids_result(r, o->json, engine->builtin());
+      rc = 0;
+      return;
     }
+    auto engine = open_engine(f);
+    Tokenizer tok = open_tokenizer(f.model, o->tokenizer);
+    Session s(*engine);
+    if (o->chat) {
+      nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
+      msgs.push_back({{"role", "user"}, {"content", o->prompt}});
+      req.prompt = render_chat(tok, msgs, nullptr).ids;
+      for (TokenId id : chat_stop_ids(tok)) req.stop_ids.push_back(id);
+    } else {
+      req.prompt = tok.encode(o->prompt, /*allow_special=*/false);
+      if (req.prompt.empty()) fail("--prompt is empty");
+    }
+    if (!o->ignore_eos) req.stop_ids.push_back(int32_t(engine->model().config().eos_token_id));
+    GenerationResult r = generate_text(
+        s, tok, req,
+        [](std::string_view t) {
+          std::fwrite(t.data(), 1, t.size(), stdout);
+          std::fflush(stdout);
+        },
+        prefill_progress(f.prefill_chunk));
+    std::printf("\n");
+    print_summary(r);
     rc = 0;
   });
 }

@@ -9,5 +9,7 @@ void add_inspect_command(CLI::App& app, int& rc);
 void add_generate_command(CLI::App& app, int& rc);
 void add_logits_command(CLI::App& app, int& rc);
 void add_tokenize_commands(CLI::App& app, int& rc);  // tokenize, detokenize
+void add_bench_command(CLI::App& app, int& rc);
+void add_chat_command(CLI::App& app, int& rc);
 
 }  // namespace kl::cli

@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -48,6 +49,34 @@ std::unique_ptr<Engine> open_engine(const ModelFlags& f) {
     std::fprintf(stderr, "warning: %zu tensor(s) in the checkpoint are not used by the model (first: %s)\n",
                  e->model().extra_tensors().size(), e->model().extra_tensors()[0].c_str());
   return e;
+}
+
+Tokenizer open_tokenizer(const std::string& model_dir, const std::string& tokenizer_dir) {
+  namespace fs = std::filesystem;
+  if (!tokenizer_dir.empty()) return Tokenizer::load(tokenizer_dir);
+  if (model_dir.empty()) return Tokenizer::builtin();
+  if (!fs::exists(fs::path(model_dir) / "tiktoken.model"))
+    fail(model_dir, " has no tiktoken.model; point --tokenizer at a directory that holds the Kimi tokenizer files");
+  if (fs::exists(fs::path(model_dir) / "chat_template.jinja"))
+    std::fprintf(stderr, "note: %s/chat_template.jinja is present; the native Kimi chat renderer is used\n",
+                 model_dir.c_str());
+  return Tokenizer::load(model_dir);
+}
+
+Progress prefill_progress(int64_t chunk) {
+  return [chunk](int64_t done, int64_t total) {
+    if (total <= chunk) return;
+    std::fprintf(stderr, "\rprefill %lld/%lld tokens", (long long)done, (long long)total);
+    if (done == total) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
+void print_summary(const GenerationResult& r) {
+  const double pp = r.prompt_seconds > 0 ? double(r.prompt_tokens) / r.prompt_seconds : 0;
+  const double tg = !r.ids.empty() && r.gen_seconds > 0 ? double(r.ids.size()) / r.gen_seconds : 0;
+  std::fprintf(stderr, "[%lld prompt tokens, %.1f tok/s | %zu generated, %.1f tok/s | stop: %s]\n",
+               (long long)r.prompt_tokens, pp, r.ids.size(), tg, r.stop_reason.c_str());
 }
 
 std::vector<int32_t> parse_ids(const std::string& s, const char* flag) {

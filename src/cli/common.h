@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "runtime/generate.h"
+#include "tokenizer/tokenizer.h"
 
 namespace kl::cli {
 
@@ -21,6 +23,13 @@ struct ModelFlags {
 void add_model_flags(CLI::App* cmd, ModelFlags& f);
 // Loads the model named by the flags (or the built-in one, with a note on stderr).
 std::unique_ptr<Engine> open_engine(const ModelFlags& f);
+// The tokenizer for a model: --tokenizer DIR, else the model directory, else (built-in model)
+// the Kimi tokenizer compiled into the binary.
+Tokenizer open_tokenizer(const std::string& model_dir, const std::string& tokenizer_dir);
+// Progress of long prompts on stderr.
+Progress prefill_progress(int64_t chunk);
+// "[12 prompt tokens, 310.2 tok/s | 32 generated, 25.1 tok/s | stop: max_tokens]" on stderr.
+void print_summary(const GenerationResult& r);
 // "1,2,3" -> ids; a clear error for anything else.
 std::vector<int32_t> parse_ids(const std::string& s, const char* flag);
 

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   kl::cli::add_generate_command(app, rc);
   kl::cli::add_logits_command(app, rc);
   kl::cli::add_tokenize_commands(app, rc);
+  kl::cli::add_chat_command(app, rc);
+  kl::cli::add_bench_command(app, rc);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

@@ -1,10 +1,14 @@
 // Fills the kernel tables. The only place that maps an ISA to implementations.
 #include <algorithm>
+#include <iterator>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/kda_simd.h"
 #include "kernels/kernels.h"
 #include "kernels/scalar_impl.h"
+#include "kernels/tile_ops_impl.h"
+#include "kernels/x86_impl.h"
 
 namespace kl {
 
@@ -15,10 +19,49 @@ Kernels make_scalar() {
   k.matmul_rows[size_t(DType::F32)] = scalar::matmul_rows_f32;
   k.matmul_rows[size_t(DType::BF16)] = scalar::matmul_rows_bf16;
   k.matmul_rows[size_t(DType::F16)] = scalar::matmul_rows_f16;
+  k.matmul_rows_bf16_dot = scalar::matmul_rows_bf16_dot;
   k.dot_f32 = scalar::dot_f32;
   k.axpy_f32 = scalar::axpy_f32;
+  k.gemm_f32 = scalar::gemm_f32;
+  k.online_softmax_f32 = scalar::online_softmax_f32;
+  k.kda_recurrent_head = kl::kda_recurrent_head;  // the scalar twins (kernels/kda.cpp)
+  k.kda_chunk_head = kl::kda_chunk_head;
   return k;
 }
+
+#if defined(KL_HAVE_X86_KERNELS)
+Kernels make_avx2() {
+  Kernels k = make_scalar();
+  k.isa = Isa::Avx2;
+  k.matmul_rows[size_t(DType::F32)] = avx2::matmul_rows_f32;
+  k.matmul_rows[size_t(DType::BF16)] = avx2::matmul_rows_bf16;
+  k.matmul_rows[size_t(DType::F16)] = avx2::matmul_rows_f16;
+  k.matmul_rows_bf16_dot = nullptr;  // no bf16 dot instruction below AVX512_BF16
+  k.dot_f32 = avx2::dot_f32;
+  k.axpy_f32 = avx2::axpy_f32;
+  k.gemm_f32 = avx2::gemm_f32;
+  k.online_softmax_f32 = avx2::online_softmax_f32;
+  k.kda_recurrent_head = avx2::kda_recurrent_head;
+  k.kda_chunk_head = avx2::kda_chunk_head;
+  return k;
+}
+
+Kernels make_avx512(bool bf16_dot) {
+  Kernels k = make_scalar();
+  k.isa = Isa::Avx512;
+  k.matmul_rows[size_t(DType::F32)] = avx512::matmul_rows_f32;
+  k.matmul_rows[size_t(DType::BF16)] = avx512::matmul_rows_bf16;
+  k.matmul_rows[size_t(DType::F16)] = avx512::matmul_rows_f16;
+  k.matmul_rows_bf16_dot = bf16_dot ? avx512::matmul_rows_bf16_dot : nullptr;
+  k.dot_f32 = avx512::dot_f32;
+  k.axpy_f32 = avx512::axpy_f32;
+  k.gemm_f32 = avx512::gemm_f32;
+  k.online_softmax_f32 = avx512::online_softmax_f32;
+  k.kda_recurrent_head = avx512::kda_recurrent_head;
+  k.kda_chunk_head = avx512::kda_chunk_head;
+  return k;
+}
+#endif
 }  // namespace
 
 const Kernels& scalar_kernels() {
@@ -31,24 +74,88 @@ const Kernels& kernels_for(Isa isa, const CpuFeatures& cpu) {
   switch (isa) {
     case Isa::Scalar:
       return scalar_kernels();
+#if defined(KL_HAVE_X86_KERNELS)
+    case Isa::Avx2: {
+      static const Kernels k = make_avx2();
+      return k;
+    }
+    case Isa::Avx512: {
+      // Two immutable tables, built once: with and without the bf16 dot kernel.
+      static const Kernels with_dot = make_avx512(true);
+      static const Kernels without_dot = make_avx512(false);
+      return cpu.avx512_bf16 ? with_dot : without_dot;
+    }
+#endif
     default:
-      // Fast paths are added per ISA; until then the scalar table serves every ISA.
+      // No fast path for this ISA yet (NEON): the scalar table serves it.
       return scalar_kernels();
   }
 }
 
+MatmulRowsFn matmul_rows_fn(const Kernels& k, DType t) {
+  if (t == DType::BF16 && k.bf16_activations) {
+    if (!k.matmul_rows_bf16_dot)
+      fail("matmul: bf16 activations requested but the ", isa_name(k.isa),
+           " kernels have no bf16 dot path on this CPU");
+    return k.matmul_rows_bf16_dot;
+  }
+  size_t i = size_t(t);
+  return i < std::size(k.matmul_rows) ? k.matmul_rows[i] : nullptr;
+}
+
+namespace {
+// Work split of the threaded driver. Rows per task are a multiple of 16: whole 4-row tiles, and
+// neighbouring tasks write y in separate 64-byte lines (when y rows are 64-byte aligned).
+constexpr int64_t kRowAlign = 16;
+// Decode-sized batches (n <= kSmallN) stream each weight byte once and are bandwidth bound:
+// ~4 tasks per thread balance the load.
+constexpr int64_t kSmallN = 4;
+constexpr int64_t kTasksPerThread = 4;
+// Larger batches are compute bound: a task's weight rows should stay in L2 while every token
+// tile passes over them (the kernels block their rows the same way inside a task).
+constexpr int64_t kTaskWeightBytes = 256 * 1024;
+// A task must do at least this many multiply-adds to pay for its hand-off (~microseconds).
+constexpr int64_t kMinTaskMacs = 64 * 1024;
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+}  // namespace
+
 void matmul_strided(const Context& ctx, const WeightView& w, const float* x, int64_t n, int64_t ldx,
                     float* y, int64_t ldy) {
-  MatmulRowsFn fn = ctx.k->matmul_rows[size_t(w.dtype)];
+  MatmulRowsFn fn = matmul_rows_fn(*ctx.k, w.dtype);
   if (!fn) fail("matmul: weights in ", dtype_name(w.dtype), " are not supported");
+  if (n <= 0 || w.rows <= 0) return;
   MatmulArgs a{&w, x, n, ldx, y, ldy};
-  // Rows per task: enough work to amortize the hand-off, small enough to balance.
-  int64_t grain = std::max<int64_t>(16, 65536 / std::max<int64_t>(1, w.cols * n));
-  if (ctx.pool == nullptr || ctx.pool->size() == 1) {
+  const int64_t threads = ctx.pool ? ctx.pool->size() : 1;
+  if (threads == 1) {
     fn(a, 0, w.rows);
     return;
   }
-  ctx.pool->parallel_range(w.rows, grain, [&](int64_t b, int64_t e, int) { fn(a, b, e); });
+  const int64_t macs_per_row = std::max<int64_t>(1, w.cols * n);
+  int64_t per;
+  if (n <= kSmallN) {
+    per = (w.rows + threads * kTasksPerThread - 1) / (threads * kTasksPerThread);
+  } else {
+    per = std::max<int64_t>(kRowAlign, kTaskWeightBytes / std::max<int64_t>(1, int64_t(w.row_bytes())));
+    per = std::min(per, (w.rows + threads - 1) / threads);  // at least one task per thread
+  }
+  per = round_up(std::max(per, kMinTaskMacs / macs_per_row), kRowAlign);
+  const int64_t row_tasks = (w.rows + per - 1) / per;
+
+  // Few rows and many tokens (a small weight over a prompt): split the tokens as well.
+  int64_t token_tasks = 1;
+  if (row_tasks < threads && n > kSmallN) {
+    token_tasks = std::min((threads + row_tasks - 1) / row_tasks, n / kSmallN);
+    token_tasks = std::max<int64_t>(1, token_tasks);
+  }
+  const int64_t tokens_per = (n + token_tasks - 1) / token_tasks;
+  ctx.pool->parallel_for(row_tasks * token_tasks, [&](int64_t task, int) {
+    const int64_t r0 = (task % row_tasks) * per, r1 = std::min(w.rows, r0 + per);
+    const int64_t t0 = (task / row_tasks) * tokens_per, t1 = std::min(n, t0 + tokens_per);
+    if (r0 >= r1 || t0 >= t1) return;
+    MatmulArgs part{&w, x + t0 * ldx, t1 - t0, ldx, y + t0 * ldy, ldy};
+    fn(part, r0, r1);
+  });
 }
 
 void matmul(const Context& ctx, const WeightView& w, const float* x, int64_t n, float* y) {

@@ -1,4 +1,5 @@
 #include "kernels/kda.h"
+#include "kernels/kda_simd.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +10,7 @@ namespace kl {
 void kda_recurrent_head(const KdaSeqArgs& a, int64_t h) {
   const int64_t K = a.K, V = a.V;
   float* S = a.state + h * K * V;  // [K, V]
-  float kv[512], u[512];           // V <= 512 (checked by the caller's config)
+  float kv[kKdaMaxDim], u[kKdaMaxDim];  // V <= kKdaMaxDim (checked by the caller's config)
   for (int64_t t = 0; t < a.T; t++) {
     const float* q = a.q + t * a.ld_qkg + h * K;
     const float* k = a.k + t * a.ld_qkg + h * K;
@@ -43,10 +44,43 @@ void kda_recurrent_head(const KdaSeqArgs& a, int64_t h) {
   }
 }
 
+KdaChunkLayout kda_chunk_layout(int64_t K, int64_t V) {
+  const size_t C = size_t(kKdaChunk);
+  KdaChunkLayout L;
+  L.Kp = (K + 15) / 16 * 16;
+  L.Vp = (V + 15) / 16 * 16;
+  const size_t Kp = size_t(L.Kp), Vp = size_t(L.Vp);
+  size_t at = 0;
+  auto take = [&](size_t floats) {
+    size_t off = at;
+    at += (floats + 15) / 16 * 16;
+    return off;
+  };
+  L.gam = take(C * Kp);
+  L.kc = take(C * Kp);
+  L.qc = take(C * Kp);
+  L.qke = take(2 * C * Kp);
+  L.lk = take(C / 2 * Kp);
+  L.lq = take(C / 2 * Kp);
+  L.r = take(C * Kp);
+  L.egn = take(Kp);
+  L.akk = take(C * C);
+  L.aqk = take(C * C);
+  L.tm = take(C * C);
+  L.py = take(2 * C * Vp);
+  L.vn = take(C * Vp);
+  L.total = at;
+  return L;
+}
+
 size_t kda_chunk_scratch_floats(int64_t K, int64_t V) {
   const int64_t C = kKdaChunk;
-  // Gamma [C,K], Akk [C,C], Aqk [C,C], Tinv [C,C], W [C,K], U [C,V]
-  return size_t(C * K + 3 * C * C + C * K + C * V);
+  // Scalar twin: Gamma [C,K], Akk [C,C], Aqk [C,C], Tinv [C,C], W [C,K], U [C,V].
+  const size_t scalar = size_t(C * K + 3 * C * C + C * K + C * V);
+  // Every table shares the caller's scratch, so size it for the largest user; a multiple of 16
+  // keeps per-thread slices of 64-byte aligned scratch aligned.
+  const size_t need = std::max(scalar, kda_chunk_layout(K, V).total);
+  return (need + 15) / 16 * 16;
 }
 
 void kda_chunk_head(const KdaSeqArgs& a, int64_t h, float* scratch) {

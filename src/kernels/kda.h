@@ -24,12 +24,16 @@ struct KdaSeqArgs {
   float* out = nullptr;         // [T, H, V]
 };
 
+// Largest K and V the kernels accept (they keep per-token vectors of that size on the stack).
+constexpr int64_t kKdaMaxDim = 512;
+
 // Token-by-token recurrence for head h (scalar reference, spec §3.6).
 void kda_recurrent_head(const KdaSeqArgs& a, int64_t h);
 
 // Chunk length of the chunkwise algorithm.
 constexpr int64_t kKdaChunk = 64;
-// Scratch floats needed by kda_chunk_head (per calling thread).
+// Scratch floats needed by kda_chunk_head (per calling thread), for the scalar twin and for every
+// fast version in the kernel table.
 size_t kda_chunk_scratch_floats(int64_t K, int64_t V);
 // Chunkwise-parallel form for head h (spec §3.8): every exponent formed is <= 0.
 void kda_chunk_head(const KdaSeqArgs& a, int64_t h, float* scratch);

@@ -7,10 +7,13 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
+#include "kernels/kda.h"
 
 namespace kl {
 
 class ThreadPool;
+struct GemmF32Args;         // kernels/tile_ops.h
+struct OnlineSoftmaxArgs;   // kernels/tile_ops.h
 
 // y[t, r] = Σ_i W[r, i] · x[t, i] for t in [0, n), r in [r0, r1), fp32 accumulation.
 // x rows are `ldx` floats apart, y rows `ldy` floats apart. One call works on one block of
@@ -27,13 +30,35 @@ using MatmulRowsFn = void (*)(const MatmulArgs& a, int64_t r0, int64_t r1);
 
 struct Kernels {
   Isa isa = Isa::Scalar;
-  // Indexed by DType; null where the format is not a weight format.
+  // Indexed by DType; null where the format is not a weight format. fp32 activations, fp32
+  // accumulation: the fast versions differ from the scalar twins only in summation order.
   MatmulRowsFn matmul_rows[10] = {};
+  // BF16 weights times activations rounded to bf16 (AVX512_BF16 `vdpbf16ps`, about twice the
+  // fp32 FMA rate on prompts). It changes the numerics (x loses its low 16 bits), so it is used
+  // only when `bf16_activations` is set. Null where the CPU has no such path (AVX2, AVX-512
+  // without BF16); the scalar table holds its twin (round x to bf16, then the scalar matmul).
+  MatmulRowsFn matmul_rows_bf16_dot = nullptr;
+  // Off by default. Set it on a copy of the table, only where matmul_rows_bf16_dot is non-null:
+  //   Kernels k = kernels_for(isa, cpu); k.bf16_activations = k.matmul_rows_bf16_dot != nullptr;
+  bool bf16_activations = false;
   // Σ a[i]·b[i] over fp32 vectors.
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   // y[i] += alpha · x[i]
   void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n) = nullptr;
+  // KDA delta rule for head h (kernels/kda.h): token by token (decode, short runs) and chunkwise
+  // (prompts; scratch of kda_chunk_scratch_floats(K, V) floats per calling thread). The fast
+  // versions agree with the scalar twins to fp32 rounding.
+  void (*kda_recurrent_head)(const KdaSeqArgs& a, int64_t h) = nullptr;
+  void (*kda_chunk_head)(const KdaSeqArgs& a, int64_t h, float* scratch) = nullptr;
+  // Tile ops of the tiled attention kernels (kernels/tile_ops.h): a small fp32 GEMM on
+  // strided operands and the online-softmax update of one tile of scores. Single-threaded.
+  void (*gemm_f32)(const GemmF32Args& g) = nullptr;
+  void (*online_softmax_f32)(const OnlineSoftmaxArgs& a) = nullptr;
 };
+
+// The row kernel matmul() uses for weights of format t under table k (honours bf16_activations);
+// null when the format is not supported. Use it when calling row kernels directly.
+MatmulRowsFn matmul_rows_fn(const Kernels& k, DType t);
 
 // The table for one ISA. Throws kl::Error when the CPU cannot run it.
 const Kernels& kernels_for(Isa isa, const CpuFeatures& cpu);

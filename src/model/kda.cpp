@@ -113,9 +113,9 @@ void kda_forward(const BlockIO& io, const KdaWeights& w, int64_t slot) {
     const bool chunked = run.n > kKdaChunk;
     ctx.pool->parallel_for(H, [&](int64_t h, int thread) {
       if (chunked)
-        kda_chunk_head(a, h, ws.kda_chunk_scratch.data() + size_t(thread) * ws.kda_chunk_floats);
+        ctx.k->kda_chunk_head(a, h, ws.kda_chunk_scratch.data() + size_t(thread) * ws.kda_chunk_floats);
       else
-        kda_recurrent_head(a, h);
+        ctx.k->kda_recurrent_head(a, h);
     });
   }
 

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 
+#include "kernels/attention.h"
 #include "kernels/kda.h"
 
 namespace kl {
 
-Workspace::Workspace(const KimiConfig& c, int64_t T, int n_threads) : max_tokens(T) {
+Workspace::Workspace(const KimiConfig& c, int64_t T, int n_threads) : max_tokens(T), n_threads(n_threads) {
   const size_t t = size_t(T), d = size_t(c.hidden_size);
   const size_t P = size_t(c.kda_proj_dim()), Dk = size_t(c.kda_head_dim), H = size_t(c.kda_num_heads);
   const size_t Hq = size_t(c.num_attention_heads), dq = size_t(c.mla_q_head_dim());
@@ -28,7 +29,11 @@ Workspace::Workspace(const KimiConfig& c, int64_t T, int n_threads) : max_tokens
   mqabs.resize(t * Hq * cw);
   mlat.resize(t * Hq * lat);
   mattn.resize(t * Hq * vd);
-  mrowbuf.resize(lat * size_t(n_threads));
+  mwuk.resize(size_t(c.qk_nope_head_dim) * lat * size_t(n_threads));
+  mattn_scratch.resize(std::max(
+      latent_attention_absorbed_scratch_floats(c.num_attention_heads, c.mla_cache_width(), c.kv_lora_rank, n_threads),
+      latent_attention_decompressed_scratch_floats(T, c.num_attention_heads, c.qk_nope_head_dim, c.qk_rope_head_dim,
+                                                   c.v_head_dim, n_threads)));
   rlogits.resize(t * E);
   rweight.resize(t * k);
   ridx.resize(t * k);

@@ -9,10 +9,17 @@
 
 namespace kl {
 
+// Form of the MLA attention (spec §4.3): Auto picks the cheaper one per run (cost model in
+// mla.cpp); tests force one or the other to compare them.
+enum class MlaForm { Auto, Absorbed, Decompressed };
+// The form Auto picks for a run of n_queries tokens after ctx0 cached ones.
+MlaForm mla_cheaper_form(const KimiConfig& c, int64_t n_queries, int64_t ctx0);
+
 struct Workspace {
   Workspace(const KimiConfig& c, int64_t max_tokens, int n_threads);
 
   int64_t max_tokens;
+  int n_threads;  // the per-thread scratch below serves a pool of at most this many threads
   // Residual stream and layer buffers, [T, hidden].
   Buffer<float> x, xn, mix;
   // KDA [T, P] each; low-rank [T, head_dim]; beta [T, H].
@@ -22,7 +29,11 @@ struct Workspace {
   size_t kda_chunk_floats = 0;
   // MLA: q [T, Hq*dq], kva [T, c+r], absorbed q [T, Hq, c+r], latent out [T, Hq, c], attn [T, Hq*v].
   Buffer<float> mq, mkva, mqabs, mlat, mattn;
-  Buffer<float> mrowbuf;  // per thread, one kv_b_proj row in fp32
+  Buffer<float> mwuk;  // per thread, W_UK(h) [nope, c] in fp32 (query absorption)
+  // Scratch of the attention kernels: the larger of the absorbed and decompressed needs
+  // (score tiles, a decompressed K/V tile, transposed queries, per-thread partial results).
+  Buffer<float> mattn_scratch;
+  MlaForm mla_form = MlaForm::Auto;
   // MoE / MLP: router [T, E], selection [T, k], gathered rows [T, hidden], gate/up [T, F], out [T, hidden].
   Buffer<float> rlogits, rweight;
   std::vector<int32_t> ridx, expert_count, expert_offset, expert_tokens, expert_slot;

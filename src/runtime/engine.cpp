@@ -30,15 +30,25 @@ void Engine::init(const EngineOptions& opt) {
   pool_ = std::make_unique<ThreadPool>(opt_.threads);
   cpu_ = CpuFeatures::detect();
   const Isa isa = opt_.isa.value_or(cpu_.best_isa());
+  kernels_ = kernels_for(isa, cpu_);
+  kernels_.bf16_activations = opt_.bf16_activations && kernels_.matmul_rows_bf16_dot != nullptr;
   ctx_.pool = pool_.get();
-  ctx_.k = &kernels_for(isa, cpu_);
+  ctx_.k = &kernels_;
+}
+
+void Engine::set_threads(int n) {
+  if (n < 1) fail("thread count must be at least 1 (got ", n, ")");
+  pool_ = std::make_unique<ThreadPool>(n);
+  opt_.threads = n;
+  ctx_.pool = pool_.get();
 }
 
 std::string Engine::describe() const {
   const KimiConfig& c = model_->config();
   return std::to_string(c.num_hidden_layers) + " layers (" + std::to_string(c.n_kda_layers()) + " KDA, " +
          std::to_string(c.n_mla_layers()) + " MLA), " + std::string(dtype_name(model_->weights().lm_head.dtype)) +
-         " weights, " + std::to_string(pool_->size()) + " thread(s), kernels: " + isa_name(ctx_.k->isa);
+         " weights, " + std::to_string(pool_->size()) + " thread(s), kernels: " + isa_name(ctx_.k->isa) +
+         (ctx_.k->bf16_activations ? " (bf16 activations)" : "");
 }
 
 Session::Session(Engine& engine)
@@ -96,31 +106,6 @@ void Session::load(const std::string& path) {
   SequenceState s = load_state(engine_.model(), path, &toks);
   state_ = std::move(s);
   tokens_ = std::move(toks);
-}
-
-GenerateResult generate_greedy(Session& s, const std::vector<int32_t>& prompt, int64_t max_tokens,
-                               const std::vector<int32_t>& stop_ids, const std::function<void(int32_t)>& on_token,
-                               const Progress& progress) {
-  using clock = std::chrono::steady_clock;
-  GenerateResult r;
-  r.prompt_tokens = int64_t(prompt.size());
-  r.stop_reason = "max_tokens";
-  auto t0 = clock::now();
-  const float* logits = s.feed(prompt, progress);
-  auto t1 = clock::now();
-  r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
-  for (int64_t i = 0; i < max_tokens; i++) {
-    const int32_t next = int32_t(std::max_element(logits, logits + s.vocab()) - logits);
-    r.ids.push_back(next);
-    if (on_token) on_token(next);
-    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) {
-      r.stop_reason = "eos";
-      break;
-    }
-    if (i + 1 < max_tokens) logits = s.step(next);
-  }
-  r.gen_seconds = std::chrono::duration<double>(clock::now() - t1).count();
-  return r;
 }
 
 }  // namespace kl

@@ -19,6 +19,9 @@ struct EngineOptions {
   int threads = 0;                   // 0: all cores available to the process
   std::optional<Isa> isa;            // default: the best the CPU supports
   int64_t prefill_chunk = 512;       // prompt tokens per forward call (bounds activation memory)
+  // BF16 weights times activations rounded to bf16 (AVX512_BF16 dot products): faster prompts,
+  // slightly different numerics, so off by default. Ignored where the CPU has no such path.
+  bool bf16_activations = false;
 };
 
 // Where the model comes from: a checkpoint directory, or the built-in synthetic model.
@@ -40,12 +43,15 @@ class Engine {
   const EngineOptions& options() const { return opt_; }
   bool builtin() const { return builtin_; }
   std::string describe() const;  // "8 layers, BF16 weights, 2 threads, avx512 (bf16, vnni)"
+  // Replaces the pool (benchmarks sweep thread counts). No session may be running.
+  void set_threads(int n);
 
  private:
   void init(const EngineOptions& opt);
   std::unique_ptr<Model> model_;
   std::unique_ptr<ThreadPool> pool_;
   CpuFeatures cpu_;
+  Kernels kernels_;
   Context ctx_;
   EngineOptions opt_;
   bool builtin_ = false;
@@ -89,19 +95,5 @@ class Session {
   std::vector<float> logits_;
   std::vector<int32_t> tokens_;
 };
-
-struct GenerateResult {
-  std::vector<int32_t> ids;
-  std::string stop_reason;  // "eos", "max_tokens"
-  double prompt_seconds = 0, gen_seconds = 0;
-  int64_t prompt_tokens = 0;
-};
-
-// Greedy decoding: feeds the prompt, then picks the most likely token until `max_tokens` or
-// a stop token. on_token (optional) sees each id as it is chosen.
-GenerateResult generate_greedy(Session& s, const std::vector<int32_t>& prompt, int64_t max_tokens,
-                               const std::vector<int32_t>& stop_ids,
-                               const std::function<void(int32_t)>& on_token = nullptr,
-                               const Progress& progress = nullptr);
 
 }  // namespace kl

@@ -1,0 +1,214 @@
+// Decompressed latent attention (attention.h): the tiled kernel and its plain twin.
+//
+// Per key tile of tn cache rows:
+//   KV [tn, H·(dk + dv)] = rows[:, :lat] · W_kvᵀ          (matmul: threaded, any weight format)
+// then for every (head h, block of up to kQueryBlock queries), one task:
+//   S^T [tn, nb]  = KV[:, h, :dk] · Q_k^T[h] + rows[:, lat:] · Q_r^T[h]   (gemm_f32 twice)
+//   online softmax per query (causal: query i sees keys <= ctx0 + i)
+//   out[i, h, :]  = alpha ⊙ out + P [nb, tn] · KV[:, h, dk:]             (gemm_f32)
+// Q^T (per head, scale applied) is built once per call. Tasks of one head are consecutive, so
+// the head's slice of the decompressed tile is shared in cache by its query blocks.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/attention.h"
+#include "kernels/tile_ops.h"
+
+namespace kl {
+
+namespace {
+
+// Keys per tile: the decompressed tile is 128 x 8192 floats (4 MiB) for the real model, in L3,
+// and the matmul that makes it has enough tokens to run at its compute-bound rate.
+constexpr int64_t kTileRows = 128;
+constexpr int64_t kQueryBlock = 64;  // score tile columns: 4 register vectors
+
+size_t align16(size_t n) { return (n + 15) / 16 * 16; }
+
+struct Layout {
+  size_t kv = 0, qt = 0, m = 0, l = 0, threads = 0;
+  size_t st = 0, alpha = 0, per_thread = 0;  // offsets inside one thread's area
+  size_t total = 0;
+};
+
+Layout layout(int64_t max_q, int64_t H, int64_t dk, int64_t dr, int64_t dv, int n_threads) {
+  Layout L;
+  L.kv = 0;
+  L.qt = L.kv + align16(size_t(kTileRows * H * (dk + dv)));
+  L.m = L.qt + align16(size_t(H * (dk + dr) * max_q));
+  L.l = L.m + align16(size_t(H * max_q));
+  L.threads = L.l + align16(size_t(H * max_q));
+  L.st = 0;
+  L.alpha = L.st + align16(size_t(kTileRows * kQueryBlock));
+  L.per_thread = L.alpha + align16(size_t(kQueryBlock));
+  L.total = L.threads + L.per_thread * size_t(n_threads);
+  return L;
+}
+
+void for_tasks(const Context& ctx, int64_t n, const std::function<void(int64_t, int)>& fn) {
+  if (ctx.pool)
+    ctx.pool->parallel_for(n, fn);
+  else
+    for (int64_t t = 0; t < n; t++) fn(t, 0);
+}
+
+int64_t tile_rows(int64_t t0, int64_t end, int64_t max_rows, int64_t page_rows) {
+  return std::min({max_rows, page_rows - t0 % page_rows, end - t0});
+}
+
+void check_weight(const LatentDecompArgs& a, const char* who) {
+  if (!a.w_kv || a.w_kv->rows != a.H * (a.dk + a.dv) || a.w_kv->cols != a.lat)
+    fail(who, ": w_kv must be [H·(dk + dv), lat] = [", a.H * (a.dk + a.dv), ", ", a.lat, "]");
+}
+
+}  // namespace
+
+size_t latent_attention_decompressed_scratch_floats(int64_t max_q, int64_t H, int64_t dk, int64_t dr, int64_t dv,
+                                                    int n_threads) {
+  return layout(max_q, H, dk, dr, dv, std::max(n_threads, 1)).total;
+}
+
+void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a) {
+  if (a.n_q <= 0) return;
+  check_weight(a, "latent_attention_decompressed");
+  const int threads = ctx.pool ? ctx.pool->size() : 1;
+  const Layout L = layout(a.n_q, a.H, a.dk, a.dr, a.dv, threads);
+  if (!a.scratch || a.scratch_floats < L.total)
+    fail("latent_attention_decompressed: scratch of ", a.scratch_floats, " floats, ", L.total, " needed for ", a.n_q,
+         " queries and ", threads, " threads");
+  const int64_t n_q = a.n_q, H = a.H, dq = a.dk + a.dr, kvw = a.dk + a.dv, ld_kv = H * kvw;
+  const int64_t kv_dim = a.lat + a.dr;
+  float* kv = a.scratch + L.kv;  // [tile, H, dk + dv]
+  float* qt = a.scratch + L.qt;  // [H, dq, n_q]
+  float* m = a.scratch + L.m;    // [H, n_q]
+  float* l = a.scratch + L.l;    // [H, n_q]
+
+  for_tasks(ctx, H, [&](int64_t h, int) {
+    // Q^T in blocks of 16 queries: 16 source rows read in step, 16 contiguous floats written.
+    for (int64_t i0 = 0; i0 < n_q; i0 += 16) {
+      const int64_t i1 = std::min(n_q, i0 + 16);
+      for (int64_t d = 0; d < dq; d++)
+        for (int64_t i = i0; i < i1; i++) qt[(h * dq + d) * n_q + i] = a.q[i * a.ldq + h * dq + d] * a.scale;
+    }
+    for (int64_t i = 0; i < n_q; i++) std::fill(a.out + i * a.ldo + h * a.dv, a.out + i * a.ldo + (h + 1) * a.dv, 0.f);
+    std::fill(m + h * n_q, m + (h + 1) * n_q, -std::numeric_limits<float>::infinity());
+    std::fill(l + h * n_q, l + (h + 1) * n_q, 0.f);
+  });
+
+  const int64_t n_keys = a.ctx0 + n_q;
+  const int64_t blocks = (n_q + kQueryBlock - 1) / kQueryBlock;
+  for (int64_t t0 = 0; t0 < n_keys;) {
+    const int64_t tn = tile_rows(t0, n_keys, kTileRows, a.page_rows);
+    const float* rows = a.pages[t0 / a.page_rows] + (t0 % a.page_rows) * kv_dim;
+    matmul_strided(ctx, *a.w_kv, rows, tn, kv_dim, kv, ld_kv);
+
+    const int64_t first_block = std::max<int64_t>(0, t0 - a.ctx0) / kQueryBlock;  // earlier queries see none
+    const int64_t live_blocks = blocks - first_block;
+    for_tasks(ctx, H * live_blocks, [&](int64_t task, int thread) {
+      const int64_t h = task / live_blocks, i0 = (first_block + task % live_blocks) * kQueryBlock;
+      const int64_t nb = std::min(kQueryBlock, n_q - i0);
+      float* ts = a.scratch + L.threads + size_t(thread) * L.per_thread;
+      float* st = ts + L.st;  // [tn, nb]
+      float* alpha = ts + L.alpha;
+
+      GemmF32Args s;
+      s.M = tn;
+      s.N = nb;
+      s.K = a.dk;
+      s.a = kv + h * kvw;
+      s.a_rs = ld_kv;
+      s.b = qt + h * dq * n_q + i0;
+      s.ldb = n_q;
+      s.c = st;
+      s.ldc = nb;
+      ctx.k->gemm_f32(s);
+      if (a.dr > 0) {
+        s.K = a.dr;
+        s.a = rows + a.lat;
+        s.a_rs = kv_dim;
+        s.b = qt + (h * dq + a.dk) * n_q + i0;
+        s.accumulate = true;
+        ctx.k->gemm_f32(s);
+      }
+
+      OnlineSoftmaxArgs sm;
+      sm.s = st;
+      sm.n_keys = tn;
+      sm.n_cols = nb;
+      sm.ld = nb;
+      sm.key0 = t0;
+      sm.vis0 = a.ctx0 + i0 + 1;
+      sm.cols_per_step = 1;
+      sm.m = m + h * n_q + i0;
+      sm.l = l + h * n_q + i0;
+      sm.alpha = alpha;
+      ctx.k->online_softmax_f32(sm);
+
+      GemmF32Args o;
+      o.M = nb;
+      o.N = a.dv;
+      o.K = tn;
+      o.a = st;
+      o.a_rs = 1;
+      o.a_cs = nb;
+      o.b = kv + h * kvw + a.dk;
+      o.ldb = ld_kv;
+      o.c = a.out + i0 * a.ldo + h * a.dv;
+      o.ldc = a.ldo;
+      o.accumulate = true;
+      o.row_scale = alpha;
+      ctx.k->gemm_f32(o);
+    });
+    t0 += tn;
+  }
+
+  for_tasks(ctx, H, [&](int64_t h, int) {
+    for (int64_t i = 0; i < n_q; i++) {
+      const float inv = 1.f / l[h * n_q + i];
+      float* o = a.out + i * a.ldo + h * a.dv;
+      for (int64_t e = 0; e < a.dv; e++) o[e] *= inv;
+    }
+  });
+}
+
+// ---- the twin ----
+
+void latent_attention_decompressed_reference(const Context& ctx, const LatentDecompArgs& a) {
+  if (a.n_q <= 0) return;
+  check_weight(a, "latent_attention_decompressed_reference");
+  const int64_t H = a.H, dq = a.dk + a.dr, kvw = a.dk + a.dv, kv_dim = a.lat + a.dr;
+  const int64_t n_keys = a.ctx0 + a.n_q;
+  std::vector<float> kv(size_t(n_keys * H * kvw));  // [n_keys, H, dk + dv]
+  for (int64_t t = 0; t < n_keys; t++)
+    matmul(ctx, *a.w_kv, a.pages[t / a.page_rows] + (t % a.page_rows) * kv_dim, 1, kv.data() + t * H * kvw);
+  for_tasks(ctx, a.n_q * H, [&](int64_t task, int) {
+    const int64_t i = task / H, h = task % H, n = a.ctx0 + i + 1;
+    const float* q = a.q + i * a.ldq + h * dq;
+    std::vector<float> s(static_cast<size_t>(n));
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t t = 0; t < n; t++) {
+      const float* row = a.pages[t / a.page_rows] + (t % a.page_rows) * kv_dim;
+      const float* k = kv.data() + (t * H + h) * kvw;
+      float dot = 0.f;
+      for (int64_t d = 0; d < a.dk; d++) dot += q[d] * k[d];
+      for (int64_t d = 0; d < a.dr; d++) dot += q[a.dk + d] * row[a.lat + d];
+      s[size_t(t)] = dot * a.scale;
+      mx = std::max(mx, s[size_t(t)]);
+    }
+    float sum = 0.f;
+    for (float& x : s) sum += (x = std::exp(x - mx));
+    float* o = a.out + i * a.ldo + h * a.dv;
+    std::fill(o, o + a.dv, 0.f);
+    for (int64_t t = 0; t < n; t++) {
+      const float* v = kv.data() + (t * H + h) * kvw + a.dk;
+      for (int64_t e = 0; e < a.dv; e++) o[e] += s[size_t(t)] / sum * v[e];
+    }
+  });
+}
+
+}  // namespace kl

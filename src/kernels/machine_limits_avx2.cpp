@@ -1,0 +1,31 @@
+// Register-only loop for the peak-throughput measurement (machine_limits.cpp), AVX2/FMA part.
+#include <immintrin.h>
+
+#include "kernels/x86_impl.h"
+
+namespace kl::avx2 {
+
+namespace {
+// Independent chains: more than latency x ports (4-5 cycles x 2 FMA pipes) so the loop is bound
+// by throughput only; 12 leaves registers of the 16 for the operands.
+constexpr int kChains = 12;
+}  // namespace
+
+double fma_loop(int64_t iters, float* sink) {
+  __m256 acc[kChains];
+  for (int k = 0; k < kChains; k++) acc[k] = _mm256_set1_ps(float(k));
+  // acc = acc·b + c converges to c / (1 - b): no overflow, no denormals, whatever iters is.
+  const __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+  for (int64_t it = 0; it < iters; it++) {
+#pragma GCC unroll 16
+    for (int k = 0; k < kChains; k++) acc[k] = _mm256_fmadd_ps(acc[k], b, c);
+  }
+  __m256 s = acc[0];
+  for (int k = 1; k < kChains; k++) s = _mm256_add_ps(s, acc[k]);
+  alignas(32) float v[8];
+  _mm256_store_ps(v, s);
+  *sink = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+  return double(iters) * kChains * 8 * 2;
+}
+
+}  // namespace kl::avx2

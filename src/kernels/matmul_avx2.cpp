@@ -1,0 +1,210 @@
+// AVX2/FMA/F16C matmul kernels: y[t, r] = Σ_i W[r, i]·x[t, i] (spec: the scalar twins in
+// matmul_scalar.cpp). Same scheme as matmul_avx512.cpp with 8 lanes and 16 registers:
+// - decode (n = 1): 4 rows, two accumulators per row (8 FMA chains), each weight read once;
+// - prompts: tiles of 4 rows x up to 3 tokens (12 accumulators + 3 activations + 1 weight), over
+//   a block of rows that fits in L2.
+// Columns past the last multiple of 8 are added in scalar code (AVX2 has no 16-bit masked loads).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/x86_impl.h"
+
+namespace kl::avx2 {
+
+namespace {
+
+// The tile code must be inlined whole: an accumulator array that escapes into a call (a lambda
+// or store helper the compiler chose not to inline) lives in memory instead of registers.
+#define KL_INLINE inline __attribute__((always_inline))
+
+constexpr int kRows = 4;
+constexpr int kTokens = 3;
+// Weight bytes of one row block: half of a 512 KiB..2 MiB L2, leaving the rest for the x tiles.
+constexpr size_t kRowBlockBytes = 256 * 1024;
+
+// Weight formats: 8 consecutive weights at byte address p widened to fp32, and one weight.
+struct F32W {
+  static constexpr size_t kSize = 4;
+  static KL_INLINE __m256 load(const char* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+  static float one(const char* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+};
+struct BF16W {
+  static constexpr size_t kSize = 2;
+  static KL_INLINE __m256 load(const char* p) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static float one(const char* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return bf16_to_f32(h);
+  }
+};
+struct F16W {
+  static constexpr size_t kSize = 2;
+  static KL_INLINE __m256 load(const char* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static float one(const char* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return f16_to_f32(h);
+  }
+};
+
+KL_INLINE float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// {Σa, Σb, Σc, Σd} in one register.
+KL_INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+template <class W, int R, int T, int U>
+KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int64_t cols, float* y,
+                 int64_t ldy) {
+  __m256 acc[U][R][T];
+#pragma GCC unroll 8
+  for (int u = 0; u < U; u++)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+      for (int t = 0; t < T; t++) acc[u][r][t] = _mm256_setzero_ps();
+
+  // T activations held, one weight vector at a time: R·T + T + 1 <= 16 registers.
+  auto step = [&](int u, int64_t i) __attribute__((always_inline)) {
+    __m256 xv[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_ps(x + t * ldx + i);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+      __m256 wv = W::load(w + r * ldw + size_t(i) * W::kSize);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; t++) acc[u][r][t] = _mm256_fmadd_ps(wv, xv[t], acc[u][r][t]);
+    }
+  };
+  int64_t i = 0;
+  for (; i + 8 * U <= cols; i += 8 * U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; u++) step(u, i + 8 * u);
+  }
+  for (; i + 8 <= cols; i += 8) step(0, i);
+
+#pragma GCC unroll 4
+  for (int u = 1; u < U; u++)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+      for (int t = 0; t < T; t++) acc[0][r][t] = _mm256_add_ps(acc[0][r][t], acc[u][r][t]);
+
+  float s[R][T];
+  if constexpr (R == 4) {
+    for (int t = 0; t < T; t++) {
+      alignas(16) float v[4];
+      _mm_store_ps(v, hsum4(acc[0][0][t], acc[0][1][t], acc[0][2][t], acc[0][3][t]));
+      for (int r = 0; r < 4; r++) s[r][t] = v[r];
+    }
+  } else {
+    for (int r = 0; r < R; r++)
+      for (int t = 0; t < T; t++) s[r][t] = hsum(acc[0][r][t]);
+  }
+  for (; i < cols; i++) {  // the last cols % 8 columns
+    for (int r = 0; r < R; r++) {
+      float wr = W::one(w + r * ldw + size_t(i) * W::kSize);
+      for (int t = 0; t < T; t++) s[r][t] += wr * x[t * ldx + i];
+    }
+  }
+  for (int t = 0; t < T; t++)
+    for (int r = 0; r < R; r++) y[t * ldy + r] = s[r][t];
+}
+
+template <class W, int T, int U>
+void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0) {
+  const WeightView& w = *a.w;
+  const size_t ldw = w.row_bytes();
+  const float* x = a.x + t0 * a.ldx;
+  float* y = a.y + t0 * a.ldy;
+  auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
+  int64_t r = r0;
+  for (; r + kRows <= r1; r += kRows) tile<W, kRows, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy);
+  switch (r1 - r) {
+    case 1: tile<W, 1, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy); break;
+    case 2: tile<W, 2, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy); break;
+    case 3: tile<W, 3, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy); break;
+    default: break;
+  }
+}
+
+template <class W>
+void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0) {
+  switch (T) {
+    case 1: rows_x_tokens<W, 1, 2>(a, r0, r1, t0); break;
+    case 2: rows_x_tokens<W, 2, 1>(a, r0, r1, t0); break;
+    case 3: rows_x_tokens<W, 3, 1>(a, r0, r1, t0); break;
+    default: break;
+  }
+}
+
+int64_t row_block(size_t row_bytes) {
+  int64_t rb = int64_t(kRowBlockBytes / std::max<size_t>(row_bytes, 1));
+  return std::max<int64_t>(kRows, rb / kRows * kRows);
+}
+
+template <class W>
+void matmul_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  if (a.n <= 0 || r1 <= r0) return;
+  const int64_t rb = row_block(a.w->row_bytes());
+  const int64_t tiles = (a.n + kTokens - 1) / kTokens;
+  for (int64_t b0 = r0; b0 < r1; b0 += rb) {
+    const int64_t b1 = std::min(r1, b0 + rb);
+    // Tiles as even as possible: 4 tokens -> 2 + 2, not 3 + 1.
+    for (int64_t k = 0, t0 = 0; k < tiles; k++) {
+      int64_t T = (a.n - t0 + (tiles - k) - 1) / (tiles - k);
+      rows_x_tokens<W>(int(T), a, b0, b1, t0);
+      t0 += T;
+    }
+  }
+}
+
+#undef KL_INLINE
+
+}  // namespace
+
+void matmul_rows_f32(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows<F32W>(a, r0, r1); }
+void matmul_rows_bf16(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows<BF16W>(a, r0, r1); }
+void matmul_rows_f16(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows<F16W>(a, r0, r1); }
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++)
+      acc[u] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * u), _mm256_loadu_ps(b + i + 8 * u), acc[u]);
+  }
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
+  float s = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; i++) y[i] += alpha * x[i];
+}
+
+}  // namespace kl::avx2

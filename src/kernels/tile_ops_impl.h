@@ -1,0 +1,22 @@
+// Declarations of the tile ops per ISA (kernels-internal; dispatch.cpp fills the table from them).
+// The x86 ones are defined in tile_ops_avx2.cpp / tile_ops_avx512.cpp, compiled with those ISA
+// flags and called only after the CPU check.
+#pragma once
+#include "kernels/tile_ops.h"
+
+namespace kl::scalar {
+void gemm_f32(const GemmF32Args& g);
+void online_softmax_f32(const OnlineSoftmaxArgs& a);
+}  // namespace kl::scalar
+
+#if defined(KL_HAVE_X86_KERNELS)
+namespace kl::avx2 {
+void gemm_f32(const GemmF32Args& g);
+void online_softmax_f32(const OnlineSoftmaxArgs& a);
+}  // namespace kl::avx2
+
+namespace kl::avx512 {
+void gemm_f32(const GemmF32Args& g);
+void online_softmax_f32(const OnlineSoftmaxArgs& a);
+}  // namespace kl::avx512
+#endif

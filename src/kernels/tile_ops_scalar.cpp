@@ -1,0 +1,51 @@
+// Scalar twins of the tile ops (the spec of gemm_f32 and online_softmax_f32, tile_ops.h).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/tile_ops_impl.h"
+
+namespace kl::scalar {
+
+void gemm_f32(const GemmF32Args& g) {
+  // Each C[m, n] sums its K products in order; columns go in blocks so B is read row-wise.
+  constexpr int64_t kBlock = 64;
+  float acc[kBlock];
+  for (int64_t m = 0; m < g.M; m++) {
+    float* c = g.c + m * g.ldc;
+    const float keep = g.row_scale ? g.row_scale[m] : 1.f;
+    for (int64_t n0 = 0; n0 < g.N; n0 += kBlock) {
+      const int64_t nb = std::min(kBlock, g.N - n0);
+      std::fill(acc, acc + nb, 0.f);
+      for (int64_t k = 0; k < g.K; k++) {
+        const float a = g.a[m * g.a_rs + k * g.a_cs];
+        const float* b = g.b + k * g.ldb + n0;
+        for (int64_t n = 0; n < nb; n++) acc[n] += a * b[n];
+      }
+      for (int64_t n = 0; n < nb; n++) c[n0 + n] = g.accumulate ? keep * c[n0 + n] + acc[n] : acc[n];
+    }
+  }
+}
+
+void online_softmax_f32(const OnlineSoftmaxArgs& a) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < a.n_cols; j++) {
+    // Keys r < visible are seen by this column.
+    const int64_t visible = std::clamp<int64_t>(a.vis0 + j / a.cols_per_step - a.key0, 0, a.n_keys);
+    float mt = neg_inf;
+    for (int64_t r = 0; r < visible; r++) mt = std::max(mt, a.s[r * a.ld + j]);
+    const float m_new = std::max(a.m[j], mt);
+    float sum = 0.f;
+    for (int64_t r = 0; r < a.n_keys; r++) {
+      float& s = a.s[r * a.ld + j];
+      s = r < visible ? std::exp(s - m_new) : 0.f;
+      sum += s;
+    }
+    const float alpha = m_new == neg_inf ? 1.f : std::exp(a.m[j] - m_new);
+    a.alpha[j] = alpha;
+    a.l[j] = alpha * a.l[j] + sum;
+    a.m[j] = m_new;
+  }
+}
+
+}  // namespace kl::scalar

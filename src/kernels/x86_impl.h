@@ -1,0 +1,35 @@
+// Declarations of the x86 fast kernels (kernels-internal). The definitions live in *_avx2.cpp and
+// *_avx512.cpp, compiled with those ISA flags; only dispatch.cpp and machine_limits.cpp call them,
+// after checking the CPU. No intrinsics here: portable files include this header.
+#pragma once
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+#if defined(KL_HAVE_X86_KERNELS)
+
+namespace kl::avx2 {
+void matmul_rows_f32(const MatmulArgs& a, int64_t r0, int64_t r1);
+void matmul_rows_bf16(const MatmulArgs& a, int64_t r0, int64_t r1);
+void matmul_rows_f16(const MatmulArgs& a, int64_t r0, int64_t r1);
+float dot_f32(const float* a, const float* b, int64_t n);
+void axpy_f32(float alpha, const float* x, float* y, int64_t n);
+// Register-only fp32 FMA loop for the peak measurement: runs `iters` iterations, returns the
+// flops done, writes a value depending on every result to *sink (so nothing is optimized away).
+double fma_loop(int64_t iters, float* sink);
+}  // namespace kl::avx2
+
+namespace kl::avx512 {
+void matmul_rows_f32(const MatmulArgs& a, int64_t r0, int64_t r1);
+void matmul_rows_bf16(const MatmulArgs& a, int64_t r0, int64_t r1);
+void matmul_rows_f16(const MatmulArgs& a, int64_t r0, int64_t r1);
+// Needs AVX512_BF16 on top of the AVX-512 base (cpu.avx512_bf16).
+void matmul_rows_bf16_dot(const MatmulArgs& a, int64_t r0, int64_t r1);
+float dot_f32(const float* a, const float* b, int64_t n);
+void axpy_f32(float alpha, const float* x, float* y, int64_t n);
+double fma_loop(int64_t iters, float* sink);
+// Same with vdpbf16ps (AVX512_BF16): 64 flops per instruction.
+double dpbf16_loop(int64_t iters, float* sink);
+}  // namespace kl::avx512
+
+#endif  // KL_HAVE_X86_KERNELS

@@ -1,0 +1,160 @@
+#include "runtime/bench.h"
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/machine_limits.h"
+#include "model/weights.h"
+
+namespace kl {
+
+int64_t peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+void reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";  // resets VmHWM to the current RSS (Linux >= 4.0)
+}
+
+TokenCost token_cost(const Model& m) {
+  const KimiConfig& c = m.config();
+  const ModelWeights& w = m.weights();
+  TokenCost t;
+  auto bytes = [](const WeightView& v) { return double(v.rows) * double(v.row_bytes()); };
+  auto mlp_bytes = [&](const MlpWeights& x) { return x.gate.empty() ? 0.0 : bytes(x.gate) + bytes(x.up) + bytes(x.down); };
+  auto mlp_params = [](const MlpWeights& x) {
+    return x.gate.empty() ? 0.0 : double(x.gate.rows * x.gate.cols + x.up.rows * x.up.cols + x.down.rows * x.down.cols);
+  };
+  double params = 0;  // matmul parameters touched by one prompt token
+  t.decode_weight_bytes = double(w.embed_tokens.row_bytes()) + bytes(w.lm_head);
+  for (const LayerWeights& L : w.layers) {
+    if (L.mixer == MixerKind::Kda) {
+      for (const WeightView* v : {&L.kda.q_proj, &L.kda.k_proj, &L.kda.v_proj, &L.kda.f_a_proj, &L.kda.f_b_proj,
+                                  &L.kda.b_proj, &L.kda.g_a_proj, &L.kda.g_b_proj, &L.kda.o_proj}) {
+        t.decode_weight_bytes += bytes(*v);
+        params += double(v->rows * v->cols);
+      }
+    } else {
+      for (const WeightView* v : {&L.mla.q_proj, &L.mla.kv_a_proj_with_mqa, &L.mla.kv_b_proj, &L.mla.o_proj}) {
+        t.decode_weight_bytes += bytes(*v);
+        params += double(v->rows * v->cols);
+      }
+    }
+    if (L.ffn == FfnKind::Dense) {
+      t.decode_weight_bytes += mlp_bytes(L.mlp);
+      params += mlp_params(L.mlp);
+    } else {
+      const double k = double(c.num_experts_per_token);
+      t.decode_weight_bytes += bytes(L.moe.router) + mlp_bytes(L.moe.shared) + k * mlp_bytes(L.moe.experts[0]);
+      params += double(L.moe.router.rows * L.moe.router.cols) + mlp_params(L.moe.shared) + k * mlp_params(L.moe.experts[0]);
+    }
+  }
+  const StateSizes s = m.state_sizes();
+  t.state_bytes = 2.0 * double(s.kda_recurrent_bytes + s.kda_conv_bytes);
+  t.cache_bytes_per_ctx = double(s.mla_cache_bytes_per_token);
+  t.prefill_flops = 2.0 * params;
+  return t;
+}
+
+MachineLimits measure_limits(Engine& e, const BenchOptions& o) {
+  MachineLimits l;
+  l.bandwidth_gbs = measure_read_bandwidth_gbs(e.pool(), o.bandwidth_buffer_bytes);
+  const DType fmt = e.model().weights().layers.empty() ? DType::F32 : e.model().weights().lm_head.dtype;
+  l.peak_gflops = measure_peak_gflops(e.pool(), *e.ctx().k, fmt);
+  l.peak_kind = (fmt == DType::BF16 && e.ctx().k->bf16_activations) ? "bf16 dot" : "fp32 FMA";
+  return l;
+}
+
+nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& lim,
+                         const std::function<void(const nlohmann::json&)>& report) {
+  using clock = std::chrono::steady_clock;
+  const KimiConfig& c = e.model().config();
+  const TokenCost cost = token_cost(e.model());
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> tok(0, int32_t(std::min<int64_t>(c.vocab_size, 163584)) - 1);
+  auto random_tokens = [&](int64_t n) {
+    std::vector<int32_t> v(static_cast<size_t>(n));
+    for (auto& x : v) x = tok(rng);
+    return v;
+  };
+  nlohmann::json all = nlohmann::json::array();
+  for (int64_t depth : o.depths) {
+    Session s(e);
+    if (depth > 0) {  // fill the context first, untimed
+      std::fprintf(stderr, "filling context to depth %lld ...\n", (long long)depth);
+      s.feed(random_tokens(depth), [&](int64_t done, int64_t total) {
+        std::fprintf(stderr, "\r  %lld/%lld", (long long)done, (long long)total);
+        if (done == total) std::fprintf(stderr, "\n");
+      });
+    }
+    const SequenceState at_depth = s.state();  // snapshot: each test starts from the same depth
+    if (o.n_prompt > 0) {
+      double best = 0;
+      int64_t rss = 0;
+      for (int64_t r = 0; r < o.repetitions; r++) {
+        s.state() = at_depth;
+        const std::vector<int32_t> p = random_tokens(o.n_prompt);
+        reset_peak_rss();
+        auto t0 = clock::now();
+        s.feed(p);
+        const double sec = std::chrono::duration<double>(clock::now() - t0).count();
+        best = std::max(best, double(o.n_prompt) / sec);
+        rss = std::max(rss, peak_rss_bytes());
+      }
+      const double frac = lim.peak_gflops > 0 ? best * cost.prefill_flops / (lim.peak_gflops * 1e9) : 0;
+      nlohmann::json j = {{"test", "pp" + std::to_string(o.n_prompt)},
+                          {"depth", depth},
+                          {"threads", e.pool().size()},
+                          {"tokens_per_s", best},
+                          {"fraction_of_limit", frac},
+                          {"limit", "peak matmul " + lim.peak_kind},
+                          {"flops_per_token", cost.prefill_flops},
+                          {"peak_rss_bytes", rss}};
+      report(j);
+      all.push_back(j);
+    }
+    if (o.n_gen > 0) {
+      double best = 0;
+      int64_t rss = 0;
+      for (int64_t r = 0; r < o.repetitions; r++) {
+        s.state() = at_depth;
+        reset_peak_rss();
+        int32_t t = tok(rng);
+        auto t0 = clock::now();
+        for (int64_t i = 0; i < o.n_gen; i++) {
+          const float* logits = s.step(t);
+          t = int32_t(std::max_element(logits, logits + c.vocab_size) - logits) % int32_t(c.vocab_size);
+        }
+        const double sec = std::chrono::duration<double>(clock::now() - t0).count();
+        best = std::max(best, double(o.n_gen) / sec);
+        rss = std::max(rss, peak_rss_bytes());
+      }
+      // Bytes one step moves at the middle of the timed run's context.
+      const double ctx = double(depth) + double(o.n_gen) / 2;
+      const double bytes = cost.decode_weight_bytes + cost.state_bytes + cost.cache_bytes_per_ctx * ctx;
+      const double frac = lim.bandwidth_gbs > 0 ? best * bytes / (lim.bandwidth_gbs * 1e9) : 0;
+      nlohmann::json j = {{"test", "tg" + std::to_string(o.n_gen)},
+                          {"depth", depth},
+                          {"threads", e.pool().size()},
+                          {"tokens_per_s", best},
+                          {"fraction_of_limit", frac},
+                          {"limit", "memory bandwidth"},
+                          {"bytes_per_token", bytes},
+                          {"peak_rss_bytes", rss}};
+      report(j);
+      all.push_back(j);
+    }
+  }
+  return all;
+}
+
+}  // namespace kl

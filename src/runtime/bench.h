@@ -1,0 +1,46 @@
+// `kimi-linear bench`: prompt processing (pp) and generation (tg) speed at several context
+// depths, against the machine's own limits measured in the same run.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "runtime/engine.h"
+
+namespace kl {
+
+struct BenchOptions {
+  int64_t n_prompt = 512;
+  int64_t n_gen = 128;
+  std::vector<int64_t> depths = {0};
+  int64_t repetitions = 1;
+  bool measure_limits = true;
+  size_t bandwidth_buffer_bytes = size_t(1) << 30;  // far beyond the last-level cache
+};
+
+// What one token costs in the model's terms (from the weight table).
+struct TokenCost {
+  double decode_weight_bytes = 0;   // weights one decode step reads (active experts only)
+  double state_bytes = 0;           // KDA recurrent + conv state, read and written once each
+  double cache_bytes_per_ctx = 0;   // MLA latent bytes read per token of context
+  double prefill_flops = 0;         // matmul FLOPs per prompt token (lm_head excluded)
+};
+TokenCost token_cost(const Model& m);
+
+struct MachineLimits {
+  double bandwidth_gbs = 0;
+  double peak_gflops = 0;
+  std::string peak_kind;  // "fp32 FMA" or "bf16 dot"
+};
+MachineLimits measure_limits(Engine& e, const BenchOptions& o);
+
+// Runs every test; `report` gets each result as it is measured (for live table output).
+nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& lim,
+                         const std::function<void(const nlohmann::json&)>& report);
+
+int64_t peak_rss_bytes();
+void reset_peak_rss();
+
+}  // namespace kl

@@ -1,1 +1,0 @@
-// placeholder so the layer target has a source
