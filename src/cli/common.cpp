@@ -1,5 +1,6 @@
 #include "cli/common.h"
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <unistd.h>
@@ -43,8 +44,11 @@ std::unique_ptr<Engine> open_engine(const ModelFlags& f) {
                  "e.g. Kimi-Linear-48B-A3B-Instruct.\n");
   else
     std::fprintf(stderr, "loading %s ...\n", f.model.c_str());
+  const auto t0 = std::chrono::steady_clock::now();
   auto e = std::make_unique<Engine>(src, eo);
-  std::fprintf(stderr, "model: %s\n", e->describe().c_str());
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "model: %s (ready in %.2f s%s)\n", e->describe().c_str(), sec,
+               e->builtin() ? "" : "; weights are memory-mapped and read on first use");
   if (!e->model().extra_tensors().empty())
     std::fprintf(stderr, "warning: %zu tensor(s) in the checkpoint are not used by the model (first: %s)\n",
                  e->model().extra_tensors().size(), e->model().extra_tensors()[0].c_str());

@@ -55,6 +55,22 @@ TEST(Session, SaveLoadGivesIdenticalNextLogits) {
   std::filesystem::remove(f);
 }
 
+TEST(Session, PromptLongerThanTheContextIsAnError) {
+  auto e = tiny_engine();
+  Session a(*e);
+  a.feed(std::vector<int32_t>(4000, 3));
+  try {
+    a.feed(std::vector<int32_t>(97, 3));  // model_max_length is 4096
+    FAIL() << "accepted a context of 4097 tokens";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("4097"), std::string::npos) << err.what();
+    EXPECT_NE(std::string(err.what()).find("4096"), std::string::npos) << err.what();
+  }
+  EXPECT_EQ(a.n_tokens(), 4000);  // nothing was lost
+  a.feed({1});
+  EXPECT_EQ(a.n_tokens(), 4001);
+}
+
 TEST(Session, DamagedOrForeignFilesAreRefused) {
   auto e = tiny_engine();
   Session a(*e);
