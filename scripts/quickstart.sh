@@ -11,5 +11,5 @@ echo "built $root/build/src/cli/kimi-linear" >&2
 args=("$@")
 has_prompt=0
 for a in "${args[@]}"; do [[ $a == --prompt* ]] && has_prompt=1; done
-[[ $has_prompt -eq 1 ]] || args+=(--prompt-ids 1,2,3,4,5 --max-tokens 16)
+[[ $has_prompt -eq 1 ]] || args+=(--prompt "Once upon a time" --max-tokens 32)
 exec "$root/build/src/cli/kimi-linear" generate "${args[@]}"
