@@ -7,7 +7,7 @@
 // the tiled kernels; "auto" marks the form the model picks (mla_cheaper_form). Decode also
 // shows the per-token work around the kernel in the absorbed form (query absorption W_UKᵀq and
 // W_UV on the output) as the previous scalar loop did it and as mla.cpp does it now.
-// Usage: attention_bench [max_threads]   (default 2)
+// Usage: attention_bench [max_threads] [decode]   (default 2 threads; "decode": skip the prefill)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -178,6 +178,7 @@ double after_absorb_uv(Setup& s, const float* q, float* qabs, const float* lat, 
 
 int main(int argc, char** argv) {
   const int max_threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  const bool prefill = !(argc > 2 && std::string(argv[2]) == "decode");
   const CpuFeatures cpu = CpuFeatures::detect();
   const Kernels& k = kernels_for(cpu.best_isa(), cpu);
   const KimiConfig cfg = synthetic_48b_config(4);
@@ -218,6 +219,7 @@ int main(int argc, char** argv) {
                 before_absorb_uv(s, q.data(), qabs_tmp.data(), out_lat.data(), out_v.data()),
                 after_absorb_uv(s, q.data(), qabs_tmp.data(), out_lat.data(), out_v.data()));
 
+    if (!prefill) continue;
     std::printf("  prefill %lld queries (ms)     before   absorbed  decompressed   auto\n", (long long)kChunk);
     for (int64_t ctx0 : {int64_t(0), int64_t(16384)}) {
       // The previous kernel at depth takes tens of seconds: time 64 queries from the middle of
@@ -235,7 +237,7 @@ int main(int argc, char** argv) {
                   mla_cheaper_form(cfg, kChunk, ctx0) == MlaForm::Absorbed ? "absorbed" : "decompressed");
     }
   }
-  std::printf("\n* extrapolated from 64 of the 512 queries\n");
+  if (prefill) std::printf("\n* extrapolated from 64 of the 512 queries\n");
   std::printf("absorbed: per token before the kernel add W_UK absorption and after it W_UV (line above);\n"
               "decompressed includes decompressing K and V of every context row.\n");
   return 0;

@@ -1,7 +1,12 @@
 // AVX2/FMA KDA kernels: the templates of kda_simd_impl.h on 8-lane vectors. Compiled with the
 // AVX2 flags; reached only through the kernel table (dispatch.cpp) after the CPU check.
-// Tiles sized for 16 registers: decode strips of 2 vectors (16 value columns: s, u, o, kv, next
-// kv and four broadcasts), products of 4 rows x 2 vectors (8 accumulators).
+// Tiles for 16 registers (measured on Zen 5 against 2- and 3-vector strips and 4x2/4x3 products):
+// - decode strips of 4 vectors (32 value columns): u, o and the next kv take 12 registers, s and
+//   the four broadcasts the rest, one of them spilled; still faster than narrower strips, which
+//   spend more broadcasts per column;
+// - products of 6 rows x 2 vectors (12 accumulators + 2 vectors of B + a broadcast).
+// Empty on other architectures: CMake compiles every .cpp of the folder, with the ISA flags on x86 only.
+#if defined(KL_HAVE_X86_KERNELS)
 #include <immintrin.h>
 
 #include "kernels/kda_simd_impl.h"
@@ -14,8 +19,8 @@ struct Ops {
   using V = __m256;
   using M = __m256i;
   static constexpr int W = 8;
-  static constexpr int kRecVecs = 2;
-  static constexpr int kGemmRows = 4;
+  static constexpr int kRecVecs = 4;
+  static constexpr int kGemmRows = 6;
   static constexpr int kGemmVecs = 2;
 
   static KL_KDA_INLINE V zero() { return _mm256_setzero_ps(); }
@@ -71,3 +76,5 @@ void kda_chunk_head(const KdaSeqArgs& a, int64_t h, float* scratch) { kda_simd::
 void kda_exp(const float* x, float* y, int64_t n) { kda_simd::exp_array<Ops>(x, y, n); }
 
 }  // namespace kl::avx2
+
+#endif  // KL_HAVE_X86_KERNELS

@@ -1,13 +1,18 @@
 // AVX-512 KDA kernels: the templates of kda_simd_impl.h on 16-lane vectors. Compiled with the
 // AVX-512 flags; reached only through the kernel table (dispatch.cpp) after the CPU check.
-// Tiles: decode strips of 4 vectors (64 value columns; 20 of the 32 registers hold the
-// strip's s, u, o, kv and next kv), products of 4 rows x 4 vectors (16 accumulators).
+// Tiles (measured on Zen 5, the fastest of 4/6/8-vector strips and 4x4/6x4/8x3 products):
+// - decode strips of 8 vectors, whole rows at V = 128 (u, o and the next kv take 24 of the 32
+//   registers; s and the four broadcasts the rest). A 64 KiB strip spills from L1 to L2 between
+//   tokens, but each broadcast serves 8 vectors;
+// - products of 6 rows x 4 vectors (24 accumulators + 4 vectors of B).
 // GCC 12 warns about the `__Y = __Y` self-initialisation inside its own _mm512_undefined_*()
 // helpers (GCC bug 105593, fixed in 13); the warning points into the header, not at this code.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+// Empty on other architectures: CMake compiles every .cpp of the folder, with the ISA flags on x86 only.
+#if defined(KL_HAVE_X86_KERNELS)
 #include <immintrin.h>
 
 #include "kernels/kda_simd_impl.h"
@@ -20,8 +25,8 @@ struct Ops {
   using V = __m512;
   using M = __mmask16;
   static constexpr int W = 16;
-  static constexpr int kRecVecs = 4;
-  static constexpr int kGemmRows = 4;
+  static constexpr int kRecVecs = 8;
+  static constexpr int kGemmRows = 6;
   static constexpr int kGemmVecs = 4;
 
   static KL_KDA_INLINE V zero() { return _mm512_setzero_ps(); }
@@ -72,3 +77,5 @@ void kda_chunk_head(const KdaSeqArgs& a, int64_t h, float* scratch) { kda_simd::
 void kda_exp(const float* x, float* y, int64_t n) { kda_simd::exp_array<Ops>(x, y, n); }
 
 }  // namespace kl::avx512
+
+#endif  // KL_HAVE_X86_KERNELS

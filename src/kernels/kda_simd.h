@@ -19,7 +19,7 @@ struct KdaChunkLayout {
   size_t kc = 0;    // [C, Kp]  k̂ of the chunk
   size_t qc = 0;    // [C, Kp]  q̃ of the chunk
   size_t qke = 0;   // [2C, Kp] rows 0..n-1: q̃ ⊙ exp(Γ); rows n..2n-1: k̂ ⊙ exp(Γ)
-  size_t lk = 0;    // [C/2, Kp] k̂_i ⊙ exp(Γ_i − Γ_m) for the upper half of a split block
+  size_t lk = 0;    // [C/2, Kp] β_i k̂_i ⊙ exp(Γ_i − Γ_m) for the upper half of a split block
   size_t lq = 0;    // [C/2, Kp] q̃_i ⊙ exp(Γ_i − Γ_m)
   size_t r = 0;     // [C, Kp]  k̂_j ⊙ exp(Γ_m − Γ_j) (lower half), later k̂_j ⊙ exp(Γ_n − Γ_j)
   size_t egn = 0;   // [Kp]     exp(Γ_n)

@@ -1,12 +1,14 @@
 // The fast KDA kernels (spec §3.6 decode, §3.8 prefill), written once over a vector-ops type `O`
-// that kda_avx2.cpp and kda_avx512.cpp supply. Include only from a file compiled for that ISA:
-// everything here is a template on O, so each ISA gets its own instantiations (no inline
-// non-template function whose one linked copy could carry another ISA's instructions).
+// that kda_avx2.cpp and kda_avx512.cpp supply. Include only from a file compiled for that ISA.
+// Everything here has internal linkage (an unnamed namespace, on purpose in a header): each ISA
+// file gets its own private copy, so the linker can never pick one file's copy of an inline
+// function, compiled with AVX-512 instructions, for a caller on an AVX2-only CPU.
 //
 // O provides: V (a vector of W floats), M (a lane mask), zero, set1, load, store, loadm/storem
 // (masked: lanes outside the mask are neither read nor written; loadm returns 0 there), mask(n)
-// (the first n lanes, 1 <= n <= W), add, sub, mul, fmadd(a,b,c) = a·b+c, fnmadd(a,b,c) = c−a·b,
-// hsum, hsum4 (four lane sums to out[0..3]), exp (see below), and the tile shapes kRecVecs, kGemmRows, kGemmVecs.
+// (the first n lanes, 0 <= n <= W), add, sub, mul, fmadd(a,b,c) = a·b+c, fnmadd(a,b,c) = c−a·b,
+// hsum, hsum4 (four lane sums to out[0..3]), exp (see below), and the tile shapes kRecVecs,
+// kGemmRows, kGemmVecs.
 //
 // O::exp(x) is exp for x <= 0 with relative error under ~2e-7 while the result is a normal float;
 // results below FLT_MIN (x < -87.33) are flushed to 0. Every exponent these kernels form is a
@@ -19,6 +21,7 @@
 #include "kernels/kda_simd.h"
 
 namespace kl::kda_simd {
+namespace {
 
 // Tiles must be inlined whole: an accumulator array that escapes into a call lives in memory.
 #define KL_KDA_INLINE inline __attribute__((always_inline))
@@ -58,7 +61,7 @@ KL_KDA_INLINE void prefetch_row(const float* p, int64_t n) {
 //
 // Column e of S only ever meets column e of the other quantities (kv[e] = Σ_d k[d] S[d][e], u[e],
 // o[e]), so a strip of NV vectors of columns over all K rows is processed for a whole block of
-// tokens while it sits in L1 (128 rows x 64 columns = 32 KiB). Per token and strip:
+// tokens while it stays in L1/L2 (AVX-512: whole 128-column rows, 64 KiB). Per token and strip:
 //   kv = Σ_d (k̂[d] α[d]) S[d]            (α = exp g; the decayed state itself is not stored)
 //   u  = β (v − kv)
 //   S[d] = α[d] S[d] + k̂[d] u,  o += q̃[d] S[d]   (o on the updated state)
@@ -378,23 +381,24 @@ void chunk_head(const KdaSeqArgs& a, int64_t h, float* scratch) {
       for (int64_t d = 0; d < Kp; d += W) sqk = O::fmadd(O::load(qi + d), O::load(ki + d), sqk);
       Akk[i * C + i] = 0.f;
       Aqk[i * C + i] = O::hsum(sqk);
-      for (int64_t j = i + 1; j < n; j++) Aqk[i * C + j] = 0.f;
+      if (i + 1 < n) std::memset(Aqk + i * C + i + 1, 0, sizeof(float) * size_t(n - i - 1));
     }
     for (int64_t s = 2 * kLeaf; s <= C; s *= 2) {
       for (int64_t r0 = 0; r0 + s / 2 < n; r0 += s) {
         // Rows i in [m, i1) against rows j in [r0, m), through the reference row m.
         const int64_t m = r0 + s / 2, i1 = r0 + s < n ? r0 + s : n;
         const float* gm = G + m * Kp;
-        for (int64_t i = m; i < i1; i++)
+        for (int64_t i = m; i < i1; i++) {
+          const V bi = O::set1(beta(i));  // A_kk's row scale, applied here once
           for (int64_t d = 0; d < Kp; d += W) {
             const V e = O::exp(O::sub(O::load(G + i * Kp + d), O::load(gm + d)));
-            O::store(Lk + (i - m) * Kp + d, O::mul(O::load(Kc + i * Kp + d), e));
+            O::store(Lk + (i - m) * Kp + d, O::mul(O::mul(bi, O::load(Kc + i * Kp + d)), e));
             O::store(Lq + (i - m) * Kp + d, O::mul(O::load(Qc + i * Kp + d), e));
           }
+        }
         for (int64_t j = r0; j < m; j++) decayed_row<O>(Rm + (j - r0) * Kp, Kc + j * Kp, gm, G + j * Kp, Kp);
         for (int64_t i = m; i < i1; i++) {
           const float *lk = Lk + (i - m) * Kp, *lq = Lq + (i - m) * Kp;
-          const float bi = beta(i);
           for (int64_t j = r0; j < m; j += 4) {  // m − r0 is a multiple of kLeaf
             const float* rj = Rm + (j - r0) * Kp;
             V skk[4], sqk[4];
@@ -409,11 +413,8 @@ void chunk_head(const KdaSeqArgs& a, int64_t h, float* scratch) {
                 sqk[jj] = O::fmadd(vq, r, sqk[jj]);
               }
             }
-            float kk[4];
-            O::hsum4(skk[0], skk[1], skk[2], skk[3], kk);
+            O::hsum4(skk[0], skk[1], skk[2], skk[3], Akk + i * C + j);
             O::hsum4(sqk[0], sqk[1], sqk[2], sqk[3], Aqk + i * C + j);
-#pragma GCC unroll 4
-            for (int jj = 0; jj < 4; jj++) Akk[i * C + j + jj] = bi * kk[jj];
           }
         }
       }
@@ -527,4 +528,5 @@ void exp_array(const float* x, float* y, int64_t n) {
   }
 }
 
+}  // namespace
 }  // namespace kl::kda_simd

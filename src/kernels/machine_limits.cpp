@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "kernels/x86_impl.h"
 
@@ -17,20 +18,33 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Sums n 64-bit words (n a multiple of 16) with generic 16-byte vectors: plain loads that any
-// x86-64 or ARM core issues at well above DRAM speed, so the loop measures memory, not the core.
-uint64_t read_sum(const uint64_t* p, size_t n) {
+// Sums `bytes` (a multiple of 128) with generic 16-byte vectors, for CPUs without the x86 paths.
+uint64_t read_sum_portable(const void* p, size_t bytes) {
   typedef uint64_t u64x2 __attribute__((vector_size(16)));
+  const char* c = static_cast<const char*>(p);
   u64x2 s[8] = {};
-  for (size_t i = 0; i < n; i += 16) {
+  for (size_t i = 0; i < bytes; i += 128) {
     for (int k = 0; k < 8; k++) {
       u64x2 v;
-      std::memcpy(&v, p + i + 2 * k, 16);
+      std::memcpy(&v, c + i + 16 * k, 16);
       s[k] += v;
     }
   }
   u64x2 t = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
   return t[0] + t[1];
+}
+
+using ReadFn = uint64_t (*)(const void* p, size_t bytes);
+
+// The widest loads this CPU has: narrow loads leave streaming bandwidth unused on some cores, and
+// the number should be the ceiling the matmul kernels (which use the widest loads) can reach.
+ReadFn widest_reader() {
+#if defined(KL_HAVE_X86_KERNELS)
+  const CpuFeatures cpu = CpuFeatures::detect();
+  if (cpu.supports(Isa::Avx512)) return avx512::read_sum;
+  if (cpu.supports(Isa::Avx2)) return avx2::read_sum;
+#endif
+  return read_sum_portable;
 }
 
 // Scalar mul + add chains (what the scalar kernels run on); kept scalar so it is the ceiling of
@@ -77,17 +91,18 @@ PeakLoop peak_loop_for(const Kernels& k, DType weight_format) {
 }  // namespace
 
 double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
+  const ReadFn read = widest_reader();
   const int nt = pool.size();
   // Whole 128-byte steps per thread.
-  const size_t words_per_thread = std::max<size_t>(16, bytes / 8 / size_t(nt) / 16 * 16);
-  Buffer<uint64_t> buf(words_per_thread * size_t(nt));  // zero-filled: every page is touched
-  std::vector<uint64_t> sink(size_t(nt) * 8);           // a cache line per thread
-  const double total = double(buf.size()) * 8;
+  const size_t per_thread = std::max<size_t>(128, bytes / size_t(nt) / 128 * 128);
+  Buffer<unsigned char> buf(per_thread * size_t(nt));  // zero-filled: every page is touched
+  std::vector<uint64_t> sink(size_t(nt) * 8);          // a cache line per thread
+  const double total = double(buf.size());
   double best = 0;
   for (int pass = 0; pass < 4; pass++) {
     double t0 = now_s();
     pool.parallel_for(nt, [&](int64_t task, int) {
-      sink[size_t(task) * 8] += read_sum(buf.data() + size_t(task) * words_per_thread, words_per_thread);
+      sink[size_t(task) * 8] += read(buf.data() + size_t(task) * per_thread, per_thread);
     });
     double dt = now_s() - t0;
     if (pass > 0) best = std::max(best, total / dt / 1e9);  // pass 0 warms up TLB and clocks

@@ -263,7 +263,6 @@ KL_INLINE void tile_dot(const char* w, size_t ldw, const uint16_t* xb, int64_t l
   auto full = [](const char* p) __attribute__((always_inline)) { return _mm512_loadu_si512(p); };
   int64_t i = 0;
   for (; i + 32 * U <= cols; i += 32 * U) {
-    if constexpr (T == 1) prefetch_rows<R, 32 * U * 2>(w, ldw, size_t(i) * 2);
 #pragma GCC unroll 4
     for (int u = 0; u < U; u++) step(u, i + 32 * u, full);
   }

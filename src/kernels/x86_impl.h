@@ -2,6 +2,7 @@
 // *_avx512.cpp, compiled with those ISA flags; only dispatch.cpp and machine_limits.cpp call them,
 // after checking the CPU. No intrinsics here: portable files include this header.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/kernels.h"
@@ -17,6 +18,8 @@ void axpy_f32(float alpha, const float* x, float* y, int64_t n);
 // Register-only fp32 FMA loop for the peak measurement: runs `iters` iterations, returns the
 // flops done, writes a value depending on every result to *sink (so nothing is optimized away).
 double fma_loop(int64_t iters, float* sink);
+// Streaming read for the bandwidth measurement: sums `bytes` (a multiple of 128) from p.
+uint64_t read_sum(const void* p, size_t bytes);
 }  // namespace kl::avx2
 
 namespace kl::avx512 {
@@ -30,6 +33,7 @@ void axpy_f32(float alpha, const float* x, float* y, int64_t n);
 double fma_loop(int64_t iters, float* sink);
 // Same with vdpbf16ps (AVX512_BF16): 64 flops per instruction.
 double dpbf16_loop(int64_t iters, float* sink);
+uint64_t read_sum(const void* p, size_t bytes);
 }  // namespace kl::avx512
 
 #endif  // KL_HAVE_X86_KERNELS

@@ -162,6 +162,8 @@ void Model::forward(const Context& ctx, const Batch& batch, Workspace& ws, float
     runs.push_back({T, r.n, r.state->n_tokens, r.state});
     T += r.n;
   }
+  if (ctx.pool && ctx.pool->size() > ws.n_threads)
+    fail("forward: the workspace was sized for ", ws.n_threads, " threads, the pool has ", ctx.pool->size());
   if (T > ws.max_tokens) fail("forward: batch of ", T, " tokens exceeds the workspace (", ws.max_tokens, ")");
   if (T == 0) return;
 

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <regex>
 #include <string>
 #include <thread>
 
@@ -54,8 +53,15 @@ class Tmux {
 // The reply lines: the text between each "> user line" and its "[... processed ...]" summary.
 std::vector<std::string> replies(const std::string& screen, const std::string& user_line) {
   std::vector<std::string> out;
-  std::regex re("> " + user_line + "\\n([\\s\\S]*?)\\n\\[(\\d+) prompt tokens processed");
-  for (std::sregex_iterator it(screen.begin(), screen.end(), re), end; it != end; ++it) out.push_back((*it)[1]);
+  const std::string head = "> " + user_line + "\n";
+  for (size_t p = screen.find(head); p != std::string::npos; p = screen.find(head, p + 1)) {
+    const size_t b = p + head.size();
+    const size_t e = screen.find(" prompt tokens processed", b);
+    if (e == std::string::npos) break;
+    const size_t bracket = screen.rfind("\n[", e);
+    if (bracket == std::string::npos || bracket < b) continue;
+    out.push_back(screen.substr(b, bracket - b));
+  }
   return out;
 }
 
