@@ -71,8 +71,8 @@ struct BenchWeight {
   }
 };
 
-void bench_matmul(const char* title, int64_t rows, int64_t cols, int64_t n, const std::vector<Variant>& vs,
-                  const std::vector<int>& thread_counts) {
+void bench_matmul(const char* title, int64_t rows, int64_t cols, int64_t n,
+                  const std::vector<Variant>& vs, const std::vector<int>& thread_counts) {
   BenchWeight w(rows, cols);
   Buffer<float> x(size_t(n * cols)), y(size_t(n * rows));
   std::mt19937 rng(2);
@@ -80,8 +80,8 @@ void bench_matmul(const char* title, int64_t rows, int64_t cols, int64_t n, cons
   for (size_t i = 0; i < x.size(); i++) x[i] = d(rng);
   const double flops = 2.0 * double(rows) * double(cols) * double(n);
   const double bytes = double(w.view.rows) * double(w.view.row_bytes());
-  std::printf("\n%s: BF16 [%lld x %lld] (%.1f MiB), n = %lld\n", title, (long long)rows, (long long)cols,
-              bytes / (1 << 20), (long long)n);
+  std::printf("\n%s: BF16 [%lld x %lld] (%.1f MiB), n = %lld\n", title, (long long)rows,
+              (long long)cols, bytes / (1 << 20), (long long)n);
   std::printf("  %-16s %7s %10s %10s %10s\n", "kernels", "threads", "ms", "GFLOP/s", "GB/s");
   for (const Variant& v : vs) {
     for (int nt : thread_counts) {
@@ -89,9 +89,10 @@ void bench_matmul(const char* title, int64_t rows, int64_t cols, int64_t n, cons
       Context ctx{&pool, &v.k};
       // The scalar twins take seconds on the prompt shape: one timed run is enough there.
       bool slow = v.k.isa == Isa::Scalar && n > 1;
-      double t = best_time([&] { matmul(ctx, w.view, x.data(), n, y.data()); }, slow ? 1 : 5, slow ? 0 : 0.5);
-      std::printf("  %-16s %7d %10.3f %10.1f %10.1f\n", v.name.c_str(), nt, t * 1e3, flops / t / 1e9,
-                  bytes / t / 1e9);
+      double t = best_time([&] { matmul(ctx, w.view, x.data(), n, y.data()); }, slow ? 1 : 5,
+                           slow ? 0 : 0.5);
+      std::printf("  %-16s %7d %10.3f %10.1f %10.1f\n", v.name.c_str(), nt, t * 1e3,
+                  flops / t / 1e9, bytes / t / 1e9);
     }
   }
 }
@@ -104,7 +105,8 @@ int main(int argc, char** argv) {
   std::vector<int> thread_counts = {1};
   if (max_threads > 1) thread_counts.push_back(max_threads);
   const std::vector<Variant> vs = variants(cpu);
-  std::printf("cpu: %s; threads: 1 and %d\n", cpu.describe().c_str(), max_threads);
+  std::printf("cpu: %s; threads: 1%s\n", cpu.describe().c_str(),
+              max_threads > 1 ? (" and " + std::to_string(max_threads)).c_str() : "");
 
   std::printf("\nmachine limits\n");
   for (int nt : thread_counts) {
@@ -116,8 +118,10 @@ int main(int argc, char** argv) {
     for (int nt : thread_counts) {
       ThreadPool pool(nt);
       std::printf("  peak %-16s (%s), %d thread(s): %.1f GFLOP/s\n", v.name.c_str(),
-                  v.k.bf16_activations ? "vdpbf16ps" : v.k.isa == Isa::Scalar ? "mul+add" : "fp32 FMA", nt,
-                  measure_peak_gflops(pool, v.k, DType::BF16));
+                  v.k.bf16_activations     ? "vdpbf16ps"
+                  : v.k.isa == Isa::Scalar ? "mul+add"
+                                           : "fp32 FMA",
+                  nt, measure_peak_gflops(pool, v.k, DType::BF16));
     }
   }
 

@@ -136,7 +136,8 @@ void matmul_strided(const Context& ctx, const WeightView& w, const float* x, int
   if (n <= kSmallN) {
     per = (w.rows + threads * kTasksPerThread - 1) / (threads * kTasksPerThread);
   } else {
-    per = std::max<int64_t>(kRowAlign, kTaskWeightBytes / std::max<int64_t>(1, int64_t(w.row_bytes())));
+    const int64_t row_bytes = std::max<int64_t>(1, int64_t(w.row_bytes()));
+    per = std::max<int64_t>(kRowAlign, kTaskWeightBytes / row_bytes);
     per = std::min(per, (w.rows + threads - 1) / threads);  // at least one task per thread
   }
   per = round_up(std::max(per, kMinTaskMacs / macs_per_row), kRowAlign);

@@ -78,12 +78,11 @@ PeakLoop peak_loop_for(const Kernels& k, DType weight_format) {
       if (weight_format == DType::BF16 && k.bf16_activations && k.matmul_rows_bf16_dot)
         return avx512::dpbf16_loop;
       return avx512::fma_loop;
-    case Isa::Avx2:
-      return avx2::fma_loop;
-    default:
-      break;
+    case Isa::Avx2: return avx2::fma_loop;
+    default: break;
   }
 #endif
+  (void)k;
   (void)weight_format;
   return scalar_fma_loop;
 }

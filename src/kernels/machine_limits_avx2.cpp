@@ -30,10 +30,12 @@ double fma_loop(int64_t iters, float* sink) {
 
 uint64_t read_sum(const void* p, size_t bytes) {
   const char* c = static_cast<const char*>(p);
-  __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+  __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                  _mm256_setzero_si256()};
   for (size_t i = 0; i < bytes; i += 128) {
     for (int k = 0; k < 4; k++)
-      s[k] = _mm256_add_epi64(s[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i + 32 * k)));
+      s[k] = _mm256_add_epi64(s[k],
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i + 32 * k)));
   }
   __m256i t = _mm256_add_epi64(_mm256_add_epi64(s[0], s[1]), _mm256_add_epi64(s[2], s[3]));
   alignas(32) uint64_t v[4];

@@ -1,6 +1,7 @@
 // AVX2/FMA/F16C matmul kernels: y[t, r] = Σ_i W[r, i]·x[t, i] (spec: the scalar twins in
 // matmul_scalar.cpp). Same scheme as matmul_avx512.cpp with 8 lanes and 16 registers:
-// - decode (n = 1): 4 rows, two accumulators per row (8 FMA chains), each weight read once;
+// - decode (n <= 3, one token tile): each weight read once, with software prefetch; for n = 1,
+//   4 rows with two accumulators each (8 FMA chains);
 // - prompts: tiles of 4 rows x up to 3 tokens (12 accumulators + 3 activations + 1 weight), over
 //   a block of rows that fits in L2.
 // Columns past the last multiple of 8 are added in scalar code (AVX2 has no 16-bit masked loads).
@@ -27,7 +28,9 @@ constexpr size_t kRowBlockBytes = 256 * 1024;
 // Weight formats: 8 consecutive weights at byte address p widened to fp32, and one weight.
 struct F32W {
   static constexpr size_t kSize = 4;
-  static KL_INLINE __m256 load(const char* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+  static KL_INLINE __m256 load(const char* p) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  }
   static float one(const char* p) {
     float v;
     std::memcpy(&v, p, 4);
@@ -71,9 +74,9 @@ KL_INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-// Decode streams the weights from DRAM with little work per byte; the hardware prefetcher alone
-// leaves bandwidth unused, so each row asks for its bytes kPrefetchBytes ahead. Prefetches past
-// the end of a row are harmless (they never fault).
+// Decode-sized calls (one token tile) stream the weights from DRAM with little work per byte; the
+// hardware prefetcher alone left ~20-40% of the bandwidth unused on Zen 5 (n = 1..3), so each row
+// asks for its bytes kPrefetchBytes ahead. Prefetches past the end of a row never fault.
 constexpr size_t kPrefetchBytes = 1024;
 template <int R, size_t kStepBytes>
 KL_INLINE void prefetch_rows(const char* w, size_t ldw, size_t at) {
@@ -86,7 +89,7 @@ KL_INLINE void prefetch_rows(const char* w, size_t ldw, size_t at) {
 
 template <class W, int R, int T, int U>
 KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int64_t cols, float* y,
-                 int64_t ldy) {
+                    int64_t ldy, bool stream) {
   __m256 acc[U][R][T];
 #pragma GCC unroll 8
   for (int u = 0; u < U; u++)
@@ -109,7 +112,7 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
   };
   int64_t i = 0;
   for (; i + 8 * U <= cols; i += 8 * U) {
-    if constexpr (T == 1) prefetch_rows<R, 8 * U * W::kSize>(w, ldw, size_t(i) * W::kSize);
+    if (stream) prefetch_rows<R, 8 * U * W::kSize>(w, ldw, size_t(i) * W::kSize);
 #pragma GCC unroll 4
     for (int u = 0; u < U; u++) step(u, i + 8 * u);
   }
@@ -144,28 +147,29 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
 }
 
 template <class W, int T, int U>
-void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0) {
+void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, bool stream) {
   const WeightView& w = *a.w;
   const size_t ldw = w.row_bytes();
   const float* x = a.x + t0 * a.ldx;
   float* y = a.y + t0 * a.ldy;
   auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
   int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows) tile<W, kRows, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy);
+  for (; r + kRows <= r1; r += kRows)
+    tile<W, kRows, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream);
   switch (r1 - r) {
-    case 1: tile<W, 1, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy); break;
-    case 2: tile<W, 2, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy); break;
-    case 3: tile<W, 3, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy); break;
+    case 1: tile<W, 1, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
+    case 2: tile<W, 2, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
+    case 3: tile<W, 3, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
     default: break;
   }
 }
 
 template <class W>
-void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0) {
+void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, bool stream) {
   switch (T) {
-    case 1: rows_x_tokens<W, 1, 2>(a, r0, r1, t0); break;
-    case 2: rows_x_tokens<W, 2, 1>(a, r0, r1, t0); break;
-    case 3: rows_x_tokens<W, 3, 1>(a, r0, r1, t0); break;
+    case 1: rows_x_tokens<W, 1, 2>(a, r0, r1, t0, stream); break;
+    case 2: rows_x_tokens<W, 2, 1>(a, r0, r1, t0, stream); break;
+    case 3: rows_x_tokens<W, 3, 1>(a, r0, r1, t0, stream); break;
     default: break;
   }
 }
@@ -180,12 +184,13 @@ void matmul_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (a.n <= 0 || r1 <= r0) return;
   const int64_t rb = row_block(a.w->row_bytes());
   const int64_t tiles = (a.n + kTokens - 1) / kTokens;
+  const bool stream = tiles == 1;  // every weight byte read once, from DRAM
   for (int64_t b0 = r0; b0 < r1; b0 += rb) {
     const int64_t b1 = std::min(r1, b0 + rb);
     // Tiles as even as possible: 4 tokens -> 2 + 2, not 3 + 1.
     for (int64_t k = 0, t0 = 0; k < tiles; k++) {
       int64_t T = (a.n - t0 + (tiles - k) - 1) / (tiles - k);
-      rows_x_tokens<W>(int(T), a, b0, b1, t0);
+      rows_x_tokens<W>(int(T), a, b0, b1, t0, stream);
       t0 += T;
     }
   }
@@ -196,18 +201,23 @@ void matmul_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
 }  // namespace
 
 void matmul_rows_f32(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows<F32W>(a, r0, r1); }
-void matmul_rows_bf16(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows<BF16W>(a, r0, r1); }
+void matmul_rows_bf16(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  matmul_rows<BF16W>(a, r0, r1);
+}
 void matmul_rows_f16(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows<F16W>(a, r0, r1); }
 
 float dot_f32(const float* a, const float* b, int64_t n) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
 #pragma GCC unroll 4
     for (int u = 0; u < 4; u++)
-      acc[u] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * u), _mm256_loadu_ps(b + i + 8 * u), acc[u]);
+      acc[u] =
+          _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * u), _mm256_loadu_ps(b + i + 8 * u), acc[u]);
   }
-  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
+  for (; i + 8 <= n; i += 8)
+    acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
   float s = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   for (; i < n; i++) s += a[i] * b[i];
   return s;

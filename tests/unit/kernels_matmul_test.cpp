@@ -73,7 +73,8 @@ struct TestWeight {
 std::vector<float> make_x(int64_t n, int64_t cols, int64_t ldx, uint32_t seed) {
   std::vector<float> v = random_floats(size_t(n * ldx), seed);
   for (int64_t t = 0; t < n; t++)
-    for (int64_t i = cols; i < ldx; i++) v[size_t(t * ldx + i)] = std::numeric_limits<float>::quiet_NaN();
+    for (int64_t i = cols; i < ldx; i++)
+      v[size_t(t * ldx + i)] = std::numeric_limits<float>::quiet_NaN();
   return v;
 }
 
@@ -98,7 +99,8 @@ std::vector<double> abs_bound(const TestWeight& w, const float* x, int64_t n, in
 // Checks y [n, ldy] against the reference [n, rows] within the bound; the columns of y past rows
 // must still hold the sentinel.
 void expect_close(const std::vector<float>& y, int64_t ldy, const std::vector<float>& ref,
-                  const std::vector<double>& bound, int64_t n, int64_t rows, const std::string& what) {
+                  const std::vector<double>& bound, int64_t n, int64_t rows,
+                  const std::string& what) {
   int failures = 0;
   for (int64_t t = 0; t < n && failures < 5; t++) {
     for (int64_t r = 0; r < rows && failures < 5; r++) {
@@ -120,7 +122,8 @@ void expect_close(const std::vector<float>& y, int64_t ldy, const std::vector<fl
 }
 
 // The scalar twin's result [n, rows] (contiguous).
-std::vector<float> twin(MatmulRowsFn fn, const WeightView& w, const float* x, int64_t n, int64_t ldx) {
+std::vector<float> twin(MatmulRowsFn fn, const WeightView& w, const float* x, int64_t n,
+                        int64_t ldx) {
   std::vector<float> y(size_t(n * w.rows));
   MatmulArgs a{&w, x, n, ldx, y.data(), w.rows};
   fn(a, 0, w.rows);
@@ -132,9 +135,9 @@ struct Shape {
 };
 
 std::string describe(Isa isa, DType dt, const Shape& s, size_t offset) {
-  return std::string(isa_name(isa)) + " " + std::string(dtype_name(dt)) + " rows=" +
-         std::to_string(s.rows) + " cols=" + std::to_string(s.cols) + " n=" + std::to_string(s.n) +
-         " offset=" + std::to_string(offset);
+  return std::string(isa_name(isa)) + " " + std::string(dtype_name(dt)) +
+         " rows=" + std::to_string(s.rows) + " cols=" + std::to_string(s.cols) +
+         " n=" + std::to_string(s.n) + " offset=" + std::to_string(offset);
 }
 
 // rows x cols x n over the awkward sizes. Full product for the small row counts; the 1000-row
@@ -170,7 +173,8 @@ TEST_P(MatmulSweep, MatchesScalarTwinOnEveryIsa) {
     const int64_t ldx = s.cols + 3, ldy = s.rows + 5;
     std::vector<float> x = make_x(s.n, s.cols, ldx, seed++);
     TestWeight aligned(dt, s.rows, s.cols, 0, seed);
-    std::vector<float> ref = twin(scalar_kernels().matmul_rows[size_t(dt)], aligned.view, x.data(), s.n, ldx);
+    std::vector<float> ref =
+        twin(scalar_kernels().matmul_rows[size_t(dt)], aligned.view, x.data(), s.n, ldx);
     std::vector<double> bound = abs_bound(aligned, x.data(), s.n, ldx);
     // Unaligned row starts: 2 bytes in (one element of a 16-bit format), and an odd address.
     for (size_t offset : {size_t(0), size_t(2), size_t(1)}) {
@@ -188,13 +192,14 @@ TEST_P(MatmulSweep, MatchesScalarTwinOnEveryIsa) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, MatmulSweep, ::testing::Values(DType::F32, DType::BF16, DType::F16),
+INSTANTIATE_TEST_SUITE_P(Formats, MatmulSweep,
+                         ::testing::Values(DType::F32, DType::BF16, DType::F16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 // The threaded driver over pools of 1 and 2 threads: its split of rows (and of tokens when the
 // weight has few rows) must cover every output exactly once.
 TEST(MatmulDriver, ThreadedMatchesScalarTwin) {
-  const std::vector<Shape> shapes = {{1000, 2304, 1}, {1000, 65, 17}, {7, 1000, 64},  {65, 128, 5},
+  const std::vector<Shape> shapes = {{1000, 2304, 1}, {1000, 65, 17}, {7, 1000, 64}, {65, 128, 5},
                                      {4096, 64, 2},   {300, 300, 64}, {1, 2304, 33}, {33, 17, 1}};
   uint32_t seed = 100;
   for (int threads : {1, 2}) {
@@ -204,7 +209,8 @@ TEST(MatmulDriver, ThreadedMatchesScalarTwin) {
         const int64_t ldx = s.cols + 1, ldy = s.rows + 3;
         std::vector<float> x = make_x(s.n, s.cols, ldx, seed++);
         TestWeight w(dt, s.rows, s.cols, 2, seed++);
-        std::vector<float> ref = twin(scalar_kernels().matmul_rows[size_t(dt)], w.view, x.data(), s.n, ldx);
+        std::vector<float> ref =
+            twin(scalar_kernels().matmul_rows[size_t(dt)], w.view, x.data(), s.n, ldx);
         std::vector<double> bound = abs_bound(w, x.data(), s.n, ldx);
         for (Isa isa : machine_isas()) {
           Context ctx{&pool, &table(isa)};
@@ -220,7 +226,8 @@ TEST(MatmulDriver, ThreadedMatchesScalarTwin) {
         Context ctx{&pool, &table(machine_isas().back())};
         std::vector<float> y(size_t(s.n * s.rows), -7.f);
         matmul(ctx, w.view, xc.data(), s.n, y.data());
-        expect_close(y, s.rows, ref, bound, s.n, s.rows, "matmul() " + describe(machine_isas().back(), dt, s, 2));
+        expect_close(y, s.rows, ref, bound, s.n, s.rows,
+                     "matmul() " + describe(machine_isas().back(), dt, s, 2));
         if (HasFailure()) return;
       }
     }
@@ -273,7 +280,8 @@ TEST(MatmulBf16Dot, MatchesItsTwin) {
       for (const Kernels* k : bf16_dot_tables()) {
         std::vector<float> y;
         run_rows_kernel(k->matmul_rows_bf16_dot, w.view, x.data(), s.n, ldx, y, ldy);
-        expect_close(y, ldy, ref, bound, s.n, s.rows, "bf16-dot " + describe(k->isa, DType::BF16, s, offset));
+        expect_close(y, ldy, ref, bound, s.n, s.rows,
+                     "bf16-dot " + describe(k->isa, DType::BF16, s, offset));
       }
     }
     seed++;
@@ -288,12 +296,14 @@ TEST(MatmulBf16Dot, WideRowsAndManyTokens) {
   for (const Shape& s : shapes) {
     std::vector<float> x = make_x(s.n, s.cols, s.cols, seed++);
     TestWeight w(DType::BF16, s.rows, s.cols, 2, seed++);
-    std::vector<float> ref = twin(scalar_kernels().matmul_rows_bf16_dot, w.view, x.data(), s.n, s.cols);
+    std::vector<float> ref =
+        twin(scalar_kernels().matmul_rows_bf16_dot, w.view, x.data(), s.n, s.cols);
     std::vector<double> bound = abs_bound(w, x.data(), s.n, s.cols, true);
     for (const Kernels* k : bf16_dot_tables()) {
       std::vector<float> y;
       run_rows_kernel(k->matmul_rows_bf16_dot, w.view, x.data(), s.n, s.cols, y, s.rows);
-      expect_close(y, s.rows, ref, bound, s.n, s.rows, "bf16-dot " + describe(k->isa, DType::BF16, s, 2));
+      expect_close(y, s.rows, ref, bound, s.n, s.rows,
+                   "bf16-dot " + describe(k->isa, DType::BF16, s, 2));
     }
   }
 }
@@ -328,12 +338,14 @@ TEST(MatmulBf16Dot, FlagSelectsThePathInTheDriver) {
     Shape s{1000, 2304, 9};
     std::vector<float> xs = make_x(s.n, s.cols, s.cols, 77);
     TestWeight tw(DType::BF16, s.rows, s.cols, 0, 78);
-    std::vector<float> ref = twin(scalar_kernels().matmul_rows_bf16_dot, tw.view, xs.data(), s.n, s.cols);
+    std::vector<float> ref =
+        twin(scalar_kernels().matmul_rows_bf16_dot, tw.view, xs.data(), s.n, s.cols);
     std::vector<double> bound = abs_bound(tw, xs.data(), s.n, s.cols, true);
     std::vector<float> y(size_t(s.n * s.rows));
     Context ctx{&pool, &k};
     matmul(ctx, tw.view, xs.data(), s.n, y.data());
-    expect_close(y, s.rows, ref, bound, s.n, s.rows, std::string("driver bf16-dot ") + isa_name(k.isa));
+    expect_close(y, s.rows, ref, bound, s.n, s.rows,
+                 std::string("driver bf16-dot ") + isa_name(k.isa));
   }
 }
 
@@ -342,20 +354,23 @@ TEST(MatmulBf16Dot, FlagSelectsThePathInTheDriver) {
 TEST(VectorOps, DotMatchesTwin) {
   for (int64_t n : {0, 1, 7, 15, 16, 17, 31, 63, 64, 65, 1000, 2304}) {
     // One float in, so the vectors start off the 64-byte grid.
-    std::vector<float> a = random_floats(size_t(n) + 1, uint32_t(n) + 1), b = random_floats(size_t(n) + 1, uint32_t(n) + 2);
+    std::vector<float> a = random_floats(size_t(n) + 1, uint32_t(n) + 1),
+                       b = random_floats(size_t(n) + 1, uint32_t(n) + 2);
     double bound = 0;
     for (int64_t i = 0; i < n; i++) bound += std::fabs(double(a[size_t(i) + 1]) * b[size_t(i) + 1]);
     float want = scalar_kernels().dot_f32(a.data() + 1, b.data() + 1, n);
     for (Isa isa : machine_isas()) {
       float got = table(isa).dot_f32(a.data() + 1, b.data() + 1, n);
-      EXPECT_LE(std::fabs(double(got) - want), kRelTol * bound + kAbsTol) << isa_name(isa) << " n=" << n;
+      EXPECT_LE(std::fabs(double(got) - want), kRelTol * bound + kAbsTol)
+          << isa_name(isa) << " n=" << n;
     }
   }
 }
 
 TEST(VectorOps, AxpyMatchesTwin) {
   for (int64_t n : {0, 1, 7, 15, 16, 17, 31, 63, 64, 65, 1000, 2304}) {
-    std::vector<float> x = random_floats(size_t(n) + 1, uint32_t(n) + 3), y0 = random_floats(size_t(n) + 9, uint32_t(n) + 4);
+    std::vector<float> x = random_floats(size_t(n) + 1, uint32_t(n) + 3),
+                       y0 = random_floats(size_t(n) + 9, uint32_t(n) + 4);
     const float alpha = 0.37f;
     std::vector<float> want = y0;
     scalar_kernels().axpy_f32(alpha, x.data() + 1, want.data() + 1, n);
@@ -365,8 +380,10 @@ TEST(VectorOps, AxpyMatchesTwin) {
       for (size_t i = 0; i < got.size(); i++) {
         bool inside = i >= 1 && i < size_t(n) + 1;
         // Inside: one fused rounding against mul + add. Outside: untouched.
-        double tol = inside ? kRelTol * (std::fabs(alpha * x[i]) + std::fabs(y0[i])) + kAbsTol : 0.0;
-        ASSERT_LE(std::fabs(double(got[i]) - want[i]), tol) << isa_name(isa) << " n=" << n << " i=" << i;
+        double tol =
+            inside ? kRelTol * (std::fabs(alpha * x[i]) + std::fabs(y0[i])) + kAbsTol : 0.0;
+        ASSERT_LE(std::fabs(double(got[i]) - want[i]), tol)
+            << isa_name(isa) << " n=" << n << " i=" << i;
       }
     }
   }
