@@ -3,8 +3,18 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KL_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define KL_CPU_RELAX() asm volatile("yield")
+#else
+#define KL_CPU_RELAX() ((void)0)
+#endif
 
 namespace kl {
 
@@ -16,9 +26,9 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
-  cv_start_.notify_all();
+  cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
@@ -31,19 +41,28 @@ void ThreadPool::run_tasks(int thread) {
 }
 
 void ThreadPool::worker(int id) {
+  using clock = std::chrono::steady_clock;
   uint64_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      cv_start_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+    // Spin for a while, then sleep until the next job or the end.
+    auto spin_until = clock::now() + std::chrono::microseconds(kSpinMicros);
+    uint64_t g;
+    for (int i = 0;; i++) {
+      g = generation_.load(std::memory_order_acquire);
+      if (g != seen || stop_.load(std::memory_order_acquire)) break;
+      KL_CPU_RELAX();
+      if ((i & 255) == 255 && clock::now() > spin_until) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] {
+          return generation_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_acquire);
+        });
+        spin_until = clock::now() + std::chrono::microseconds(kSpinMicros);
+      }
     }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = g;
     run_tasks(id);
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (--active_ == 0) cv_done_.notify_one();
-    }
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -53,18 +72,23 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t,
     for (int64_t t = 0; t < n_tasks; t++) fn(t, 0);
     return;
   }
+  job_ = &fn;
+  n_tasks_ = n_tasks;
+  next_.store(0, std::memory_order_relaxed);
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
+    // Under the lock, so a worker about to sleep either sees the new generation or is woken.
     std::lock_guard<std::mutex> lk(mu_);
-    job_ = &fn;
-    n_tasks_ = n_tasks;
-    next_.store(0, std::memory_order_relaxed);
-    active_ = n_threads_ - 1;
-    generation_++;
+    generation_.fetch_add(1, std::memory_order_release);
   }
-  cv_start_.notify_all();
+  cv_.notify_all();
   run_tasks(0);
-  std::unique_lock<std::mutex> lk(mu_);
-  cv_done_.wait(lk, [&] { return active_ == 0; });
+  for (int i = 0; pending_.load(std::memory_order_acquire) != 0; i++) {
+    if (i < 100000)
+      KL_CPU_RELAX();
+    else
+      std::this_thread::yield();  // a worker was descheduled: do not burn its core
+  }
   job_ = nullptr;
 }
 
