@@ -93,6 +93,7 @@ void add_bench_command(CLI::App& app, int& rc) {
     bo.n_gen = o->n_gen;
     bo.depths = parse_list(o->depths, "--depth", 0);
     bo.repetitions = o->reps;
+    bo.measure_limits = !o->no_limits;
     nlohmann::json all = nlohmann::json::array();
     bool header = false;
     for (int64_t t : threads) {
@@ -120,7 +121,7 @@ void add_bench_command(CLI::App& app, int& rc) {
         std::fflush(stdout);
       });
       for (auto& r : rows) {
-        r["bandwidth_gbs"] = lim.bandwidth_gbs;
+        r["bandwidth_gbs"] = r.contains("bandwidth_gbs_at_test") ? r["bandwidth_gbs_at_test"].get<double>() : lim.bandwidth_gbs;
         r["peak_gflops"] = lim.peak_gflops;
         all.push_back(r);
       }
