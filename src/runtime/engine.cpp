@@ -57,6 +57,16 @@ Session::Session(Engine& engine)
       ws_(engine.model().config(), engine.options().prefill_chunk, engine.pool().size()),
       logits_(size_t(engine.model().config().vocab_size)) {}
 
+void Session::check_tokens(const std::vector<int32_t>& tokens) const {
+  // Checked before anything is fed, so a bad id in a late chunk leaves the session untouched.
+  if (tokens.empty()) fail("no tokens to feed");
+  const int64_t vocab = engine_.model().config().vocab_size;
+  for (size_t i = 0; i < tokens.size(); i++)
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      fail("token id ", tokens[i], " at position ", i, " is outside the vocabulary (0..", vocab - 1, ")");
+  check_room(int64_t(tokens.size()));
+}
+
 void Session::check_room(int64_t n) const {
   const int64_t max = engine_.model().config().model_max_length;
   if (state_.n_tokens + n > max)
@@ -65,8 +75,7 @@ void Session::check_room(int64_t n) const {
 }
 
 const float* Session::feed(const std::vector<int32_t>& tokens, const Progress& progress) {
-  if (tokens.empty()) fail("no tokens to feed");
-  check_room(int64_t(tokens.size()));
+  check_tokens(tokens);
   const int64_t chunk = ws_.max_tokens, n = int64_t(tokens.size());
   for (int64_t off = 0; off < n; off += chunk) {
     Batch b;
@@ -81,8 +90,7 @@ const float* Session::feed(const std::vector<int32_t>& tokens, const Progress& p
 }
 
 std::vector<float> Session::feed_all_logits(const std::vector<int32_t>& tokens, const Progress& progress) {
-  if (tokens.empty()) fail("no tokens to feed");
-  check_room(int64_t(tokens.size()));
+  check_tokens(tokens);
   const int64_t V = engine_.model().config().vocab_size;
   const int64_t chunk = ws_.max_tokens, n = int64_t(tokens.size());
   std::vector<float> out(size_t(n * V));

@@ -89,6 +89,7 @@ class Session {
 
  private:
   void check_room(int64_t n) const;
+  void check_tokens(const std::vector<int32_t>& tokens) const;
   Engine& engine_;
   SequenceState state_;
   Workspace ws_;

@@ -71,6 +71,22 @@ TEST(Session, PromptLongerThanTheContextIsAnError) {
   EXPECT_EQ(a.n_tokens(), 4001);
 }
 
+TEST(Session, BadIdInALateChunkLeavesTheSessionUntouched) {
+  auto e = tiny_engine(8);  // 8-token chunks: the bad id sits in the third chunk
+  Session a(*e);
+  a.feed({1, 2, 3});
+  std::vector<int32_t> t(20, 5);
+  t[17] = 512;  // vocab is 512
+  try {
+    a.feed(t);
+    FAIL() << "accepted id 512";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("position 17"), std::string::npos) << err.what();
+  }
+  EXPECT_EQ(a.n_tokens(), 3);
+  EXPECT_EQ(a.tokens(), (std::vector<int32_t>{1, 2, 3}));
+}
+
 TEST(Session, DamagedOrForeignFilesAreRefused) {
   auto e = tiny_engine();
   Session a(*e);
