@@ -18,9 +18,14 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
+#include "kernels/attention_util.h"
 #include "kernels/tile_ops.h"
 
 namespace kl {
+
+using attn::align16;
+using attn::for_tasks;
+using attn::tile_rows;
 
 namespace {
 
@@ -30,7 +35,6 @@ constexpr int64_t kGroupCols = 64;  // columns per group: 4 register vectors of 
 // about this many tasks per thread; the partial results are merged afterwards.
 constexpr int64_t kSplitsPerThread = 4;
 
-size_t align16(size_t n) { return (n + 15) / 16 * 16; }
 
 int64_t group_queries(int64_t H) { return std::max<int64_t>(1, kGroupCols / std::max<int64_t>(H, 1)); }
 
@@ -57,18 +61,6 @@ Layout layout(int64_t H, int64_t kv_dim, int64_t v_dim, int n_threads) {
   L.partial_floats = align16(c * size_t(v_dim) + 2 * c);
   L.total = L.partials + L.max_partials * L.partial_floats;
   return L;
-}
-
-void for_tasks(const Context& ctx, int64_t n, const std::function<void(int64_t, int)>& fn) {
-  if (ctx.pool)
-    ctx.pool->parallel_for(n, fn);
-  else
-    for (int64_t t = 0; t < n; t++) fn(t, 0);
-}
-
-// Rows [t0, t0 + result) are one tile: at most max_rows, within one page, before `end`.
-int64_t tile_rows(int64_t t0, int64_t end, int64_t max_rows, int64_t page_rows) {
-  return std::min({max_rows, page_rows - t0 % page_rows, end - t0});
 }
 
 // Running state of one group over a range of keys.

@@ -17,9 +17,14 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
+#include "kernels/attention_util.h"
 #include "kernels/tile_ops.h"
 
 namespace kl {
+
+using attn::align16;
+using attn::for_tasks;
+using attn::tile_rows;
 
 namespace {
 
@@ -28,7 +33,6 @@ namespace {
 constexpr int64_t kTileRows = 128;
 constexpr int64_t kQueryBlock = 64;  // score tile columns: 4 register vectors
 
-size_t align16(size_t n) { return (n + 15) / 16 * 16; }
 
 struct Layout {
   size_t kv = 0, qt = 0, m = 0, l = 0, threads = 0;
@@ -48,17 +52,6 @@ Layout layout(int64_t max_q, int64_t H, int64_t dk, int64_t dr, int64_t dv, int 
   L.per_thread = L.alpha + align16(size_t(kQueryBlock));
   L.total = L.threads + L.per_thread * size_t(n_threads);
   return L;
-}
-
-void for_tasks(const Context& ctx, int64_t n, const std::function<void(int64_t, int)>& fn) {
-  if (ctx.pool)
-    ctx.pool->parallel_for(n, fn);
-  else
-    for (int64_t t = 0; t < n; t++) fn(t, 0);
-}
-
-int64_t tile_rows(int64_t t0, int64_t end, int64_t max_rows, int64_t page_rows) {
-  return std::min({max_rows, page_rows - t0 % page_rows, end - t0});
 }
 
 void check_weight(const LatentDecompArgs& a, const char* who) {

@@ -75,9 +75,6 @@ GenerationResult generate(Session& s, const GenerationRequest& req, const std::f
 
 GenerationResult generate_text(Session& s, const Tokenizer& tok, const GenerationRequest& req,
                                const std::function<void(std::string_view)>& on_text, const Progress& progress) {
-  for (int32_t id : req.prompt)
-    if (!tok.is_valid(id) || id >= s.vocab())
-      fail("prompt token ", id, " is outside the model's vocabulary (", s.vocab(), ")");
   StreamDecoder dec(tok);
   StopStringFilter filter(req.stop_strings);
   std::string text;
