@@ -24,6 +24,10 @@ Kernels make_scalar() {
   k.axpy_f32 = scalar::axpy_f32;
   k.gemm_f32 = scalar::gemm_f32;
   k.online_softmax_f32 = scalar::online_softmax_f32;
+  k.gemm_bf16 = scalar::gemm_bf16;
+  k.pack_bf16_rows = scalar::pack_bf16_rows;
+  k.pack_bf16_pairs = scalar::pack_bf16_pairs;
+  k.interleave_bf16_pairs = scalar::interleave_bf16_pairs;
   k.kda_recurrent_head = kl::kda_recurrent_head;  // the scalar twins (kernels/kda.cpp)
   k.kda_chunk_head = kl::kda_chunk_head;
   return k;

@@ -14,6 +14,9 @@ namespace kl {
 class ThreadPool;
 struct GemmF32Args;         // kernels/tile_ops.h
 struct OnlineSoftmaxArgs;   // kernels/tile_ops.h
+struct GemmBf16Args;        // kernels/tile_ops.h
+struct PackBf16Args;        // kernels/tile_ops.h
+struct InterleaveBf16Args;  // kernels/tile_ops.h
 
 // y[t, r] = Σ_i W[r, i] · x[t, i] for t in [0, n), r in [r0, r1), fp32 accumulation.
 // x rows are `ldx` floats apart, y rows `ldy` floats apart. One call works on one block of
@@ -56,6 +59,12 @@ struct Kernels {
   // strided operands and the online-softmax update of one tile of scores. Single-threaded.
   void (*gemm_f32)(const GemmF32Args& g) = nullptr;
   void (*online_softmax_f32)(const OnlineSoftmaxArgs& a) = nullptr;
+  // The bf16 tile GEMM and its packers (tile_ops.h), for attention over a bf16 latent cache.
+  // Present in every table: without AVX512_BF16 the fast versions widen to fp32 and use FMA.
+  void (*gemm_bf16)(const GemmBf16Args& g) = nullptr;
+  void (*pack_bf16_rows)(const PackBf16Args& p) = nullptr;
+  void (*pack_bf16_pairs)(const PackBf16Args& p) = nullptr;
+  void (*interleave_bf16_pairs)(const InterleaveBf16Args& p) = nullptr;
 };
 
 // The row kernel matmul() uses for weights of format t under table k (honours bf16_activations);

@@ -1,8 +1,9 @@
-// Two small single-threaded tile ops that tiled (flash-style) attention is built from: a dense
-// fp32 GEMM on strided operands and the online-softmax update of one tile of scores. Reached
-// through the Kernels table (gemm_f32, online_softmax_f32); the scalar twins in
-// tile_ops_scalar.cpp are their spec. Nothing here knows about attention layouts beyond
-// "scores of keys (rows) for columns (queries)".
+// Small single-threaded tile ops that tiled (flash-style) attention is built from: a dense fp32
+// GEMM on strided operands, its bf16 twin (bf16 operands, fp32 accumulation: the attention of a
+// bf16 latent cache), the packing of fp32 or bf16 tiles into the bf16 layouts that GEMM reads,
+// and the online-softmax update of one tile of scores. Reached through the Kernels table; the
+// scalar twins in tile_ops_scalar.cpp are their spec. Nothing here knows about attention
+// layouts beyond "scores of keys (rows) for columns (queries)".
 #pragma once
 #include <cstdint>
 
@@ -23,6 +24,51 @@ struct GemmF32Args {
   int64_t ldc = 0;
   bool accumulate = false;
   const float* row_scale = nullptr;  // [M] or null; only read when accumulate
+};
+
+// The bf16 GEMM: C[M, N] = A[M, K] · B[K, N] with bf16 A and B, fp32 accumulation, and
+// accumulate / row_scale exactly as in GemmF32Args. Products of two bf16 values are exact in
+// fp32, so the fast versions (AVX512_BF16 `vdpbf16ps`) differ from the twin only in summation
+// order (and in flushing fp32 denormals, which vdpbf16ps does).
+//   A: row-major, k contiguous: A[m, k] = a[m·lda + k]            (lda >= K, in bf16 values)
+//   B: "pair-packed": consecutive k come in pairs per column,
+//      B[k, n] = b[(k / 2)·ldb + 2·n + k % 2]                      (ldb >= 2·N, in bf16 values)
+// K must be even (the packers below pad an odd K with a zero row/column).
+struct GemmBf16Args {
+  int64_t M = 0, N = 0, K = 0;
+  const uint16_t* a = nullptr;
+  int64_t lda = 0;
+  const uint16_t* b = nullptr;
+  int64_t ldb = 0;
+  float* c = nullptr;
+  int64_t ldc = 0;
+  bool accumulate = false;
+  const float* row_scale = nullptr;  // [M] or null; only read when accumulate
+};
+
+// Packing into those layouts, from a strided fp32 matrix X[r, c] = src[r·rs + c·cs] of `rows` x
+// `cols` (rounded to nearest even, as f32_to_bf16):
+//   pack_bf16_rows:  dst[r·ldd + c] = bf16(X[r, c]); when cols is odd, dst[r·ldd + cols] = 0
+//                    (an A operand with K = cols rounded up to even).
+//   pack_bf16_pairs: the pair-packed B operand of X as [K = rows, N = cols]:
+//                    dst[(r / 2)·ldd + 2·c + r % 2] = bf16(X[r, c]); when rows is odd, the
+//                    missing partner of the last row is 0.
+struct PackBf16Args {
+  const float* src = nullptr;
+  int64_t rows = 0, cols = 0;
+  int64_t rs = 0, cs = 1;
+  uint16_t* dst = nullptr;
+  int64_t ldd = 0;
+};
+
+// Pair-packs a bf16 matrix (no rounding: a copy that interleaves consecutive rows):
+//   dst[(r / 2)·ldd + 2·c + r % 2] = src[r·rs + c] for r < rows, c < cols, 0 for the missing
+//   partner of an odd last row.
+struct InterleaveBf16Args {
+  const uint16_t* src = nullptr;
+  int64_t rows = 0, cols = 0, rs = 0;
+  uint16_t* dst = nullptr;
+  int64_t ldd = 0;
 };
 
 // One step of the online softmax over a tile of scores laid out keys x columns: s[r, j] is the

@@ -7,6 +7,10 @@
 namespace kl::scalar {
 void gemm_f32(const GemmF32Args& g);
 void online_softmax_f32(const OnlineSoftmaxArgs& a);
+void gemm_bf16(const GemmBf16Args& g);
+void pack_bf16_rows(const PackBf16Args& p);
+void pack_bf16_pairs(const PackBf16Args& p);
+void interleave_bf16_pairs(const InterleaveBf16Args& p);
 }  // namespace kl::scalar
 
 #if defined(KL_HAVE_X86_KERNELS)

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/dtype.h"
 #include "kernels/tile_ops_impl.h"
 
 namespace kl::scalar {
@@ -24,6 +25,49 @@ void gemm_f32(const GemmF32Args& g) {
       }
       for (int64_t n = 0; n < nb; n++) c[n0 + n] = g.accumulate ? keep * c[n0 + n] + acc[n] : acc[n];
     }
+  }
+}
+
+void gemm_bf16(const GemmBf16Args& g) {
+  // As gemm_f32: each C[m, n] sums its K (exact) products in order.
+  constexpr int64_t kBlock = 64;
+  float acc[kBlock];
+  for (int64_t m = 0; m < g.M; m++) {
+    float* c = g.c + m * g.ldc;
+    const uint16_t* a = g.a + m * g.lda;
+    const float keep = g.row_scale ? g.row_scale[m] : 1.f;
+    for (int64_t n0 = 0; n0 < g.N; n0 += kBlock) {
+      const int64_t nb = std::min(kBlock, g.N - n0);
+      std::fill(acc, acc + nb, 0.f);
+      for (int64_t k = 0; k < g.K; k++) {
+        const float av = bf16_to_f32(a[k]);
+        const uint16_t* b = g.b + (k / 2) * g.ldb + 2 * n0 + k % 2;
+        for (int64_t n = 0; n < nb; n++) acc[n] += av * bf16_to_f32(b[2 * n]);
+      }
+      for (int64_t n = 0; n < nb; n++) c[n0 + n] = g.accumulate ? keep * c[n0 + n] + acc[n] : acc[n];
+    }
+  }
+}
+
+void pack_bf16_rows(const PackBf16Args& p) {
+  for (int64_t r = 0; r < p.rows; r++) {
+    uint16_t* d = p.dst + r * p.ldd;
+    for (int64_t c = 0; c < p.cols; c++) d[c] = f32_to_bf16(p.src[r * p.rs + c * p.cs]);
+    if (p.cols % 2) d[p.cols] = 0;
+  }
+}
+
+void pack_bf16_pairs(const PackBf16Args& p) {
+  for (int64_t r = 0; r < p.rows + p.rows % 2; r++) {
+    uint16_t* d = p.dst + (r / 2) * p.ldd + r % 2;
+    for (int64_t c = 0; c < p.cols; c++) d[2 * c] = r < p.rows ? f32_to_bf16(p.src[r * p.rs + c * p.cs]) : 0;
+  }
+}
+
+void interleave_bf16_pairs(const InterleaveBf16Args& p) {
+  for (int64_t r = 0; r < p.rows + p.rows % 2; r++) {
+    uint16_t* d = p.dst + (r / 2) * p.ldd + r % 2;
+    for (int64_t c = 0; c < p.cols; c++) d[2 * c] = r < p.rows ? p.src[r * p.rs + c] : 0;
   }
 }
 
