@@ -51,17 +51,25 @@ double best_ms(F&& f, int min_reps, double min_s) {
   return best * 1e3;
 }
 
+// The same random cache as fp32 pages and as bf16 pages.
 struct Cache {
   std::vector<std::vector<float>> pages;
-  std::vector<const float*> table;
+  std::vector<std::vector<uint16_t>> pages16;
+  std::vector<const void*> table, table16;
   explicit Cache(int64_t rows, std::mt19937& rng) {
     std::normal_distribution<float> d(0.f, 1.f);
     for (int64_t r = 0; r < rows; r += kPageRows) {
       pages.emplace_back(size_t(kPageRows * KV));
-      for (float& x : pages.back()) x = d(rng);
+      pages16.emplace_back(size_t(kPageRows * KV));
+      for (size_t i = 0; i < pages.back().size(); i++) {
+        pages16.back()[i] = f32_to_bf16(d(rng));
+        pages.back()[i] = bf16_to_f32(pages16.back()[i]);
+      }
       table.push_back(pages.back().data());
+      table16.push_back(pages16.back().data());
     }
   }
+  const void* const* of(DType t) const { return t == DType::BF16 ? table16.data() : table.data(); }
 };
 
 std::vector<float> randn(size_t n, std::mt19937& rng, float sd) {
@@ -77,7 +85,8 @@ struct Setup {
   WeightView kvb;  // [H·(NOPE + V), C] BF16
 };
 
-double run_absorbed(Setup& s, const Cache& cache, const float* q, int64_t n_q, int64_t ctx0, float* out, bool before) {
+double run_absorbed(Setup& s, const Cache& cache, const float* q, int64_t n_q, int64_t ctx0, float* out, bool before,
+                    DType dt = DType::F32) {
   LatentAttnArgs a;
   a.n_q = n_q;
   a.H = H;
@@ -85,7 +94,8 @@ double run_absorbed(Setup& s, const Cache& cache, const float* q, int64_t n_q, i
   a.v_dim = C;
   a.q = q;
   a.ctx0 = ctx0;
-  a.pages = cache.table.data();
+  a.pages = cache.of(dt);
+  a.cache_dtype = dt;
   a.page_rows = kPageRows;
   a.out = out;
   a.scratch = s.scratch.data();
@@ -96,7 +106,8 @@ double run_absorbed(Setup& s, const Cache& cache, const float* q, int64_t n_q, i
                  reps, work_s);
 }
 
-double run_decompressed(Setup& s, const Cache& cache, const float* q, int64_t n_q, int64_t ctx0, float* out) {
+double run_decompressed(Setup& s, const Cache& cache, const float* q, int64_t n_q, int64_t ctx0, float* out,
+                        DType dt = DType::F32) {
   LatentDecompArgs a;
   a.n_q = n_q;
   a.H = H;
@@ -109,7 +120,8 @@ double run_decompressed(Setup& s, const Cache& cache, const float* q, int64_t n_
   a.ldq = H * DQ;
   a.scale = 1.f / std::sqrt(float(DQ));
   a.ctx0 = ctx0;
-  a.pages = cache.table.data();
+  a.pages = cache.of(dt);
+  a.cache_dtype = dt;
   a.page_rows = kPageRows;
   a.out = out;
   a.ldo = H * V;
@@ -205,22 +217,24 @@ int main(int argc, char** argv) {
     s.ctx = {&pool, &k};
     s.kvb = {kvb_data.data(), DType::BF16, H * (NOPE + V), C};
     s.scratch.resize(std::max(latent_attention_absorbed_scratch_floats(H, KV, C, threads),
-                              latent_attention_decompressed_scratch_floats(kChunk, H, NOPE, R, V, threads)));
+                              latent_attention_decompressed_scratch_floats(kChunk, H, C, NOPE, R, V, threads)));
     std::printf("\nthreads %d\n", threads);
-    std::printf("  decode (ms per token)      before   absorbed  decompressed   auto\n");
+    std::printf("  decode (ms per token)      before   absorbed  decompressed   auto           bf16 cache: absorbed\n");
     for (int64_t ctx0 : {int64_t(0), int64_t(4096), int64_t(16384)}) {
       const double b = run_absorbed(s, cache, qabs.data(), 1, ctx0, out_lat.data(), true);
       const double a = run_absorbed(s, cache, qabs.data(), 1, ctx0, out_lat.data(), false);
       const double d = run_decompressed(s, cache, q.data(), 1, ctx0, out_v.data());
-      std::printf("  context %6lld           %8.3f   %8.3f      %8.3f   %s\n", (long long)ctx0 + 1, b, a, d,
-                  mla_cheaper_form(cfg, 1, ctx0) == MlaForm::Absorbed ? "absorbed" : "decompressed");
+      const double a16 = run_absorbed(s, cache, qabs.data(), 1, ctx0, out_lat.data(), false, DType::BF16);
+      std::printf("  context %6lld           %8.3f   %8.3f      %8.3f   %-12s   %8.3f\n", (long long)ctx0 + 1, b, a, d,
+                  mla_cheaper_form(cfg, 1, ctx0) == MlaForm::Absorbed ? "absorbed" : "decompressed", a16);
     }
     std::printf("  absorb W_UK + W_UV / token %8.3f   %8.3f\n",
                 before_absorb_uv(s, q.data(), qabs_tmp.data(), out_lat.data(), out_v.data()),
                 after_absorb_uv(s, q.data(), qabs_tmp.data(), out_lat.data(), out_v.data()));
 
     if (!prefill) continue;
-    std::printf("  prefill %lld queries (ms)     before   absorbed  decompressed   auto\n", (long long)kChunk);
+    std::printf("  prefill %lld queries (ms)     before   absorbed  decompressed   auto           bf16 cache: decompressed\n",
+                (long long)kChunk);
     for (int64_t ctx0 : {int64_t(0), int64_t(16384)}) {
       // The previous kernel at depth takes tens of seconds: time 64 queries from the middle of
       // the chunk (their contexts differ by < 2 %) and scale by 8.
@@ -232,9 +246,10 @@ int main(int argc, char** argv) {
       }
       const double a = run_absorbed(s, cache, qabs.data(), kChunk, ctx0, out_lat.data(), false);
       const double d = run_decompressed(s, cache, q.data(), kChunk, ctx0, out_v.data());
-      std::printf("  ctx0 %6lld               %9.1f%s %9.1f     %9.1f   %s\n", (long long)ctx0, b,
+      const double d16 = run_decompressed(s, cache, q.data(), kChunk, ctx0, out_v.data(), DType::BF16);
+      std::printf("  ctx0 %6lld               %9.1f%s %9.1f     %9.1f   %-12s   %9.1f\n", (long long)ctx0, b,
                   ctx0 ? "*" : " ", a, d,
-                  mla_cheaper_form(cfg, kChunk, ctx0) == MlaForm::Absorbed ? "absorbed" : "decompressed");
+                  mla_cheaper_form(cfg, kChunk, ctx0) == MlaForm::Absorbed ? "absorbed" : "decompressed", d16);
     }
   }
   if (prefill) std::printf("\n* extrapolated from 64 of the 512 queries\n");

@@ -47,6 +47,7 @@ void add_bench_command(CLI::App& app, int& rc) {
   cmd->add_option("-r,--repetitions", o->reps, "Runs per test; the best is reported")->check(CLI::PositiveNumber);
   cmd->add_option("--isa", o->f.isa, "Kernel set: scalar, avx2 or avx512")->check(CLI::IsMember({"scalar", "avx2", "avx512"}));
   cmd->add_option("--prefill-chunk", o->f.prefill_chunk, "Prompt tokens per forward pass")->check(CLI::PositiveNumber);
+  add_cache_type_flag(cmd, o->f.cache_type);
   cmd->add_flag("--bf16-activations", o->bf16_act, "Round activations to bf16 for BF16 weights (AVX512_BF16 dot)");
   cmd->add_flag("--no-limits", o->no_limits, "Skip measuring bandwidth and peak FLOPs");
   cmd->add_flag("--json", o->json, "Print a JSON array, one object per test");
@@ -79,14 +80,18 @@ void add_bench_command(CLI::App& app, int& rc) {
         rc = 0;
         return;
       }
-      e = std::make_unique<Engine>(Model::from_memory(c, w.storage, w.tensors, {}), eo);
+      ModelOptions mo;
+      mo.cache_dtype = cache_dtype_of(o->f.cache_type);
+      e = std::make_unique<Engine>(Model::from_memory(c, w.storage, w.tensors, mo), eo);
       model_name = "synthetic-48B-geometry-" + std::to_string(o->layers) + "L " + o->format;
     } else {
       ModelSource src;
       src.dir = o->f.model;
+      src.options.cache_dtype = cache_dtype_of(o->f.cache_type);
       e = std::make_unique<Engine>(src, eo);
       model_name = o->f.model;
     }
+    if (o->f.cache_type != "f32") model_name += " cache " + o->f.cache_type;
     std::fprintf(stderr, "model: %s\n", e->describe().c_str());
     BenchOptions bo;
     bo.n_prompt = o->n_prompt;

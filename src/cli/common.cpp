@@ -17,6 +17,7 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f) {
                   "MoE routing weights: 'unbiased' (vLLM/llama.cpp semantics) or 'biased' (the released "
                   "modeling_kimi.py)")
       ->check(CLI::IsMember({"unbiased", "biased"}));
+  add_cache_type_flag(cmd, f.cache_type);
   cmd->add_option("--threads,-t", f.threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", f.isa, "Kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)")
       ->check(CLI::IsMember({"scalar", "avx2", "avx512", "neon"}));
@@ -24,10 +25,20 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f) {
       ->check(CLI::PositiveNumber);
 }
 
+void add_cache_type_flag(CLI::App* cmd, std::string& cache_type) {
+  cmd->add_option("--cache-type", cache_type,
+                  "MLA latent cache storage: 'f32' (exact, the default) or 'bf16' (half the memory; attention "
+                  "then multiplies bf16 values with fp32 sums, as vLLM's bf16 cache does)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+}
+
+DType cache_dtype_of(const std::string& cache_type) { return cache_type == "bf16" ? DType::BF16 : DType::F32; }
+
 std::unique_ptr<Engine> open_engine(const ModelFlags& f) {
   ModelSource src;
   src.dir = f.model;
   src.options.router_weights = f.router == "biased" ? RouterWeights::Biased : RouterWeights::Unbiased;
+  src.options.cache_dtype = cache_dtype_of(f.cache_type);
   EngineOptions eo;
   eo.threads = f.threads;
   eo.prefill_chunk = f.prefill_chunk;

@@ -15,12 +15,16 @@ namespace kl::cli {
 struct ModelFlags {
   std::string model;
   std::string router = "unbiased";
+  std::string cache_type = "f32";
   int threads = 0;
   std::string isa;
   int64_t prefill_chunk = 512;
 };
 
 void add_model_flags(CLI::App* cmd, ModelFlags& f);
+// The --cache-type option (also used by bench) and its value as a DType.
+void add_cache_type_flag(CLI::App* cmd, std::string& cache_type);
+DType cache_dtype_of(const std::string& cache_type);
 // Loads the model named by the flags (or the built-in one, with a note on stderr).
 std::unique_ptr<Engine> open_engine(const ModelFlags& f);
 // The tokenizer for a model: --tokenizer DIR, else the model directory, else (built-in model)

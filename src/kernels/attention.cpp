@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -30,6 +31,7 @@ using attn::tile_rows;
 namespace {
 
 constexpr int64_t kTileRows = 128;  // keys per tile: 128·576 floats = 288 KiB, L2-resident
+static_assert(kTileRows % 2 == 0, "packed bf16 probabilities need an even tile");
 constexpr int64_t kGroupCols = 64;  // columns per group: 4 register vectors of scores
 // With few groups (decode: one), the context of each group is split so that the pool gets
 // about this many tasks per thread; the partial results are merged afterwards.
@@ -42,6 +44,7 @@ int64_t group_queries(int64_t H) { return std::max<int64_t>(1, kGroupCols / std:
 struct Layout {
   int64_t cols = 0;  // most columns of a group
   size_t qt = 0, st = 0, m = 0, l = 0, alpha = 0, per_thread = 0;
+  size_t rp = 0, pk = 0, vp = 0;  // bf16 cache only: padded rows, packed P, pair-packed values
   size_t partials = 0, max_partials = 0, partial_floats = 0;  // each: O [cols, v_dim], m, l
   size_t total = 0;
 };
@@ -55,7 +58,11 @@ Layout layout(int64_t H, int64_t kv_dim, int64_t v_dim, int n_threads) {
   L.m = L.st + align16(size_t(kTileRows) * c);
   L.l = L.m + align16(c);
   L.alpha = L.l + align16(c);
-  L.per_thread = L.alpha + align16(c);
+  // bf16 areas (sizes in floats, two bf16 values each); qt also holds the pair-packed Q^T.
+  L.rp = L.alpha + align16(c);
+  L.pk = L.rp + align16(size_t(kTileRows * (kv_dim + 1) + 1) / 2);
+  L.vp = L.pk + align16(c * size_t(kTileRows) / 2);
+  L.per_thread = L.vp + align16(size_t(kTileRows * v_dim) / 2);
   L.partials = L.per_thread * size_t(n_threads);
   L.max_partials = size_t(2 * kSplitsPerThread * n_threads);
   L.partial_floats = align16(c * size_t(v_dim) + 2 * c);
@@ -78,26 +85,69 @@ void attend_range(const Context& ctx, const LatentAttnArgs& a, float* thread_scr
   float* st = thread_scratch + L.st;  // [tile, cols]
   float* alpha = thread_scratch + L.alpha;
   const float* q = a.q + q0 * a.H * a.kv_dim;
-  for (int64_t c = 0; c < cols; c++)
-    for (int64_t d = 0; d < a.kv_dim; d++) qt[d * cols + c] = q[c * a.kv_dim + d];
+  const bool bf16 = a.cache_dtype == DType::BF16;
+  const int64_t kv_even = a.kv_dim + a.kv_dim % 2;
+  auto* qp = reinterpret_cast<uint16_t*>(qt);  // bf16: Q^T pair-packed [kv_even / 2, cols, 2]
+  auto* rp = reinterpret_cast<uint16_t*>(thread_scratch + L.rp);
+  auto* pk = reinterpret_cast<uint16_t*>(thread_scratch + L.pk);
+  auto* vp = reinterpret_cast<uint16_t*>(thread_scratch + L.vp);
+  if (bf16) {
+    PackBf16Args p;  // Q^T [kv_dim, cols]: X[d, c] = q[c·kv_dim + d]
+    p.src = q;
+    p.rows = a.kv_dim;
+    p.cols = cols;
+    p.rs = 1;
+    p.cs = a.kv_dim;
+    p.dst = qp;
+    p.ldd = 2 * cols;
+    ctx.k->pack_bf16_pairs(p);
+  } else {
+    for (int64_t c = 0; c < cols; c++)
+      for (int64_t d = 0; d < a.kv_dim; d++) qt[d * cols + c] = q[c * a.kv_dim + d];
+  }
   std::fill(acc.o, acc.o + cols * a.v_dim, 0.f);
   std::fill(acc.m, acc.m + cols, -std::numeric_limits<float>::infinity());
   std::fill(acc.l, acc.l + cols, 0.f);
 
   for (int64_t t0 = k0; t0 < k1;) {
     const int64_t tn = tile_rows(t0, k1, kTileRows, a.page_rows);
-    const float* rows = a.pages[t0 / a.page_rows] + (t0 % a.page_rows) * a.kv_dim;
-    GemmF32Args s;
-    s.M = tn;
-    s.N = cols;
-    s.K = a.kv_dim;
-    s.a = rows;
-    s.a_rs = a.kv_dim;
-    s.b = qt;
-    s.ldb = cols;
-    s.c = st;
-    s.ldc = cols;
-    ctx.k->gemm_f32(s);
+    const int64_t in_page = t0 % a.page_rows;
+    if (bf16) {
+      // S^T = rows · Q^T straight from the page (rows are A: k contiguous), or from a
+      // zero-padded copy when kv_dim is odd.
+      const uint16_t* rows = static_cast<const uint16_t*>(a.pages[t0 / a.page_rows]) + in_page * a.kv_dim;
+      const uint16_t* ra = rows;
+      if (a.kv_dim % 2) {
+        for (int64_t r = 0; r < tn; r++) {
+          std::copy(rows + r * a.kv_dim, rows + (r + 1) * a.kv_dim, rp + r * kv_even);
+          rp[r * kv_even + a.kv_dim] = 0;
+        }
+        ra = rp;
+      }
+      GemmBf16Args s;
+      s.M = tn;
+      s.N = cols;
+      s.K = kv_even;
+      s.a = ra;
+      s.lda = kv_even;
+      s.b = qp;
+      s.ldb = 2 * cols;
+      s.c = st;
+      s.ldc = cols;
+      ctx.k->gemm_bf16(s);
+    } else {
+      GemmF32Args s;
+      s.M = tn;
+      s.N = cols;
+      s.K = a.kv_dim;
+      s.a = static_cast<const float*>(a.pages[t0 / a.page_rows]) + in_page * a.kv_dim;
+      s.a_rs = a.kv_dim;
+      s.b = qt;
+      s.ldb = cols;
+      s.c = st;
+      s.ldc = cols;
+      ctx.k->gemm_f32(s);
+    }
 
     OnlineSoftmaxArgs sm;
     sm.s = st;
@@ -112,20 +162,56 @@ void attend_range(const Context& ctx, const LatentAttnArgs& a, float* thread_scr
     sm.alpha = alpha;
     ctx.k->online_softmax_f32(sm);
 
-    GemmF32Args o;
-    o.M = cols;
-    o.N = a.v_dim;
-    o.K = tn;
-    o.a = st;
-    o.a_rs = 1;
-    o.a_cs = cols;
-    o.b = rows;
-    o.ldb = a.kv_dim;
-    o.c = acc.o;
-    o.ldc = a.v_dim;
-    o.accumulate = true;
-    o.row_scale = alpha;
-    ctx.k->gemm_f32(o);
+    if (bf16) {
+      // O = alpha ⊙ O + P [cols, tn] · rows[:, :v_dim], both operands bf16.
+      const uint16_t* rows = static_cast<const uint16_t*>(a.pages[t0 / a.page_rows]) + in_page * a.kv_dim;
+      PackBf16Args p;  // P [cols, tn] from S^T [tn, cols]
+      p.src = st;
+      p.rows = cols;
+      p.cols = tn;
+      p.rs = 1;
+      p.cs = cols;
+      p.dst = pk;
+      p.ldd = kTileRows;
+      ctx.k->pack_bf16_rows(p);
+      InterleaveBf16Args v;
+      v.src = rows;
+      v.rows = tn;
+      v.cols = a.v_dim;
+      v.rs = a.kv_dim;
+      v.dst = vp;
+      v.ldd = 2 * a.v_dim;
+      ctx.k->interleave_bf16_pairs(v);
+      GemmBf16Args o;
+      o.M = cols;
+      o.N = a.v_dim;
+      o.K = tn + tn % 2;
+      o.a = pk;
+      o.lda = kTileRows;
+      o.b = vp;
+      o.ldb = 2 * a.v_dim;
+      o.c = acc.o;
+      o.ldc = a.v_dim;
+      o.accumulate = true;
+      o.row_scale = alpha;
+      ctx.k->gemm_bf16(o);
+    } else {
+      const float* rows = static_cast<const float*>(a.pages[t0 / a.page_rows]) + in_page * a.kv_dim;
+      GemmF32Args o;
+      o.M = cols;
+      o.N = a.v_dim;
+      o.K = tn;
+      o.a = st;
+      o.a_rs = 1;
+      o.a_cs = cols;
+      o.b = rows;
+      o.ldb = a.kv_dim;
+      o.c = acc.o;
+      o.ldc = a.v_dim;
+      o.accumulate = true;
+      o.row_scale = alpha;
+      ctx.k->gemm_f32(o);
+    }
     t0 += tn;
   }
 }
@@ -138,6 +224,8 @@ size_t latent_attention_absorbed_scratch_floats(int64_t H, int64_t kv_dim, int64
 
 void latent_attention_absorbed(const Context& ctx, const LatentAttnArgs& a) {
   if (a.n_q <= 0) return;
+  if (a.cache_dtype != DType::F32 && a.cache_dtype != DType::BF16)
+    fail("latent_attention_absorbed: cache dtype ", dtype_name(a.cache_dtype), " is not supported");
   const int threads = ctx.pool ? ctx.pool->size() : 1;
   const Layout L = layout(a.H, a.kv_dim, a.v_dim, threads);
   if (!a.scratch || a.scratch_floats < L.total)
@@ -205,14 +293,30 @@ void latent_attention_absorbed(const Context& ctx, const LatentAttnArgs& a) {
 
 namespace {
 void attend_one(const Context& ctx, const LatentAttnArgs& a, int64_t i, int64_t h) {
+  const bool bf16 = a.cache_dtype == DType::BF16;
   const float* q = a.q + (i * a.H + h) * a.kv_dim;
+  std::vector<float> qr, wide;  // bf16 cache: the rounded query, one widened row
+  if (bf16) {
+    qr.resize(size_t(a.kv_dim));
+    wide.resize(size_t(a.kv_dim));
+    for (int64_t d = 0; d < a.kv_dim; d++) qr[size_t(d)] = bf16_to_f32(f32_to_bf16(q[d]));
+    q = qr.data();
+  }
   float* o = a.out + (i * a.H + h) * a.v_dim;
   std::memset(o, 0, sizeof(float) * size_t(a.v_dim));
   const int64_t n_ctx = a.ctx0 + i + 1;
   float m = -std::numeric_limits<float>::infinity();
   float l = 0.f;
   for (int64_t t = 0; t < n_ctx; t++) {
-    const float* row = a.pages[t / a.page_rows] + (t % a.page_rows) * a.kv_dim;
+    const void* page = a.pages[t / a.page_rows];
+    const float* row;
+    if (bf16) {
+      convert_to_f32(DType::BF16, static_cast<const uint16_t*>(page) + (t % a.page_rows) * a.kv_dim, wide.data(),
+                     size_t(a.kv_dim));
+      row = wide.data();
+    } else {
+      row = static_cast<const float*>(page) + (t % a.page_rows) * a.kv_dim;
+    }
     const float s = ctx.k->dot_f32(q, row, a.kv_dim);
     if (s > m) {  // rescale what has been accumulated so far
       const float r = std::exp(m - s);

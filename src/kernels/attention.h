@@ -10,8 +10,12 @@
 //                Costs the decompression once per call, then only (dk + dr + dv) per (query,
 //                head, key): prompt chunks.
 //
-// Cache rows live in pages of page_rows rows, each row kv_dim = lat + dr floats: the latent c
-// (lat) then the key part shared by all heads (dr). Query i of a call sits at position ctx0 + i
+// Cache rows live in pages of page_rows rows, each row kv_dim = lat + dr values: the latent c
+// (lat) then the key part shared by all heads (dr), fp32 or bf16 (cache_dtype). With an fp32
+// cache everything is fp32. With a bf16 cache the products take bf16 operands with fp32
+// accumulation (the cache rows as stored; queries, decompressed keys and values, and the softmax
+// probabilities rounded to bf16), as flash attention over a bf16 cache does; the softmax itself
+// stays fp32. Query i of a call sits at position ctx0 + i
 // and attends to rows [0, ctx0 + i]; those rows (its own included) must be in the cache.
 //
 // Both fast kernels are tiled (flash style): keys in tiles, an online softmax per (query, head),
@@ -21,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "core/tensor.h"
 #include "kernels/kernels.h"
 
@@ -35,7 +40,8 @@ struct LatentAttnArgs {
   int64_t v_dim = 0;   // leading part of a row used as the value (c)
   const float* q = nullptr;  // [n_q, H, kv_dim], softmax scale already applied
   int64_t ctx0 = 0;
-  const float* const* pages = nullptr;
+  const void* const* pages = nullptr;  // rows of cache_dtype
+  DType cache_dtype = DType::F32;      // F32 or BF16
   int64_t page_rows = 0;
   float* out = nullptr;  // [n_q, H, v_dim]
   // latent_attention_absorbed_scratch_floats(H, kv_dim, v_dim, threads) floats, for a pool of
@@ -51,7 +57,8 @@ struct LatentAttnArgs {
 void latent_attention_absorbed(const Context& ctx, const LatentAttnArgs& a);
 size_t latent_attention_absorbed_scratch_floats(int64_t H, int64_t kv_dim, int64_t v_dim, int n_threads);
 
-// Twin: one (query, head) pair per task, one pass over its rows with dot/axpy from ctx.k.
+// Twin: one (query, head) pair per task, one pass over its rows with dot/axpy from ctx.k (bf16
+// cache: the rows widened to fp32, the query rounded to bf16, probabilities not rounded).
 void latent_attention_absorbed_reference(const Context& ctx, const LatentAttnArgs& a);
 
 // ---- decompressed form ----
@@ -69,11 +76,12 @@ struct LatentDecompArgs {
   int64_t ldq = 0;
   float scale = 1.f;  // applied to the scores
   int64_t ctx0 = 0;
-  const float* const* pages = nullptr;
+  const void* const* pages = nullptr;  // rows of cache_dtype
+  DType cache_dtype = DType::F32;      // F32 or BF16
   int64_t page_rows = 0;
   float* out = nullptr;  // head h of token i at out + i·ldo + h·dv (dv values)
   int64_t ldo = 0;
-  // latent_attention_decompressed_scratch_floats(n_q or more, H, dk, dr, dv, threads) floats.
+  // latent_attention_decompressed_scratch_floats(n_q or more, H, lat, dk, dr, dv, threads) floats.
   float* scratch = nullptr;
   size_t scratch_floats = 0;
 };
@@ -82,11 +90,12 @@ struct LatentDecompArgs {
 // block) tasks compute the tile's scores, the online softmax update and probabilities · V into
 // `out`. Memory: one decompressed tile plus the transposed queries, whatever the context length.
 void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a);
-size_t latent_attention_decompressed_scratch_floats(int64_t max_q, int64_t H, int64_t dk, int64_t dr, int64_t dv,
-                                                    int n_threads);
+size_t latent_attention_decompressed_scratch_floats(int64_t max_q, int64_t H, int64_t lat, int64_t dk, int64_t dr,
+                                                    int64_t dv, int n_threads);
 
 // Twin: decompresses every context row (allocates; for tests and measurements), then one
-// (query, head) pair at a time: all scores, softmax, weighted sum of values.
+// (query, head) pair at a time: all scores, softmax, weighted sum of values (bf16 cache: keys,
+// values and the scaled query rounded to bf16, probabilities not rounded).
 void latent_attention_decompressed_reference(const Context& ctx, const LatentDecompArgs& a);
 
 }  // namespace kl

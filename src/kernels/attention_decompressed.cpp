@@ -14,6 +14,8 @@
 #include <limits>
 #include <vector>
 
+#include "core/dtype.h"
+
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
@@ -34,52 +36,81 @@ constexpr int64_t kTileRows = 128;
 constexpr int64_t kQueryBlock = 64;  // score tile columns: 4 register vectors
 
 
+static_assert(kTileRows % 2 == 0, "packed bf16 probabilities need an even tile");
+
+int64_t even(int64_t n) { return n + n % 2; }
+
+// Offsets in floats. The bf16 areas (bf16 cache only) hold two bf16 values per float.
 struct Layout {
-  size_t kv = 0, qt = 0, m = 0, l = 0, threads = 0;
-  size_t st = 0, alpha = 0, per_thread = 0;  // offsets inside one thread's area
+  size_t kv = 0, qt = 0, m = 0, l = 0;
+  size_t wide = 0, kb = 0, vb = 0, rp = 0, qk = 0, qr = 0;  // bf16 cache only
+  size_t threads = 0;
+  size_t st = 0, alpha = 0, pk = 0, per_thread = 0;  // offsets inside one thread's area
   size_t total = 0;
 };
 
-Layout layout(int64_t max_q, int64_t H, int64_t dk, int64_t dr, int64_t dv, int n_threads) {
+Layout layout(int64_t max_q, int64_t H, int64_t dk, int64_t dr, int64_t dv, int64_t lat, int n_threads) {
   Layout L;
   L.kv = 0;
   L.qt = L.kv + align16(size_t(kTileRows * H * (dk + dv)));
   L.m = L.qt + align16(size_t(H * (dk + dr) * max_q));
   L.l = L.m + align16(size_t(H * max_q));
-  L.threads = L.l + align16(size_t(H * max_q));
+  L.wide = L.l + align16(size_t(H * max_q));                        // tile rows widened [tile, lat + dr]
+  L.kb = L.wide + align16(size_t(kTileRows * (lat + dr)));           // K per head [H, tile, dk even]
+  L.vb = L.kb + align16(size_t(H * kTileRows * even(dk)) / 2);      // V per head, pair-packed
+  L.rp = L.vb + align16(size_t(H * kTileRows * dv) / 2);            // shared key part [tile, dr even]
+  L.qk = L.rp + align16(size_t(kTileRows * even(dr)) / 2);          // Q_k^T per head, pair-packed
+  L.qr = L.qk + align16(size_t(H * even(dk) * max_q) / 2);          // Q_r^T per head, pair-packed
+  L.threads = L.qr + align16(size_t(H * even(dr) * max_q) / 2);
   L.st = 0;
   L.alpha = L.st + align16(size_t(kTileRows * kQueryBlock));
-  L.per_thread = L.alpha + align16(size_t(kQueryBlock));
+  L.pk = L.alpha + align16(size_t(kQueryBlock));                    // P [block, tile] bf16
+  L.per_thread = L.pk + align16(size_t(kQueryBlock * kTileRows) / 2);
   L.total = L.threads + L.per_thread * size_t(n_threads);
   return L;
 }
 
-void check_weight(const LatentDecompArgs& a, const char* who) {
+void check_args(const LatentDecompArgs& a, const char* who) {
   if (!a.w_kv || a.w_kv->rows != a.H * (a.dk + a.dv) || a.w_kv->cols != a.lat)
     fail(who, ": w_kv must be [H·(dk + dv), lat] = [", a.H * (a.dk + a.dv), ", ", a.lat, "]");
+  if (a.cache_dtype != DType::F32 && a.cache_dtype != DType::BF16)
+    fail(who, ": cache dtype ", dtype_name(a.cache_dtype), " is not supported");
 }
 
 }  // namespace
 
-size_t latent_attention_decompressed_scratch_floats(int64_t max_q, int64_t H, int64_t dk, int64_t dr, int64_t dv,
-                                                    int n_threads) {
-  return layout(max_q, H, dk, dr, dv, std::max(n_threads, 1)).total;
+size_t latent_attention_decompressed_scratch_floats(int64_t max_q, int64_t H, int64_t lat, int64_t dk, int64_t dr,
+                                                    int64_t dv, int n_threads) {
+  return layout(max_q, H, dk, dr, dv, lat, std::max(n_threads, 1)).total;
 }
 
 void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a) {
   if (a.n_q <= 0) return;
-  check_weight(a, "latent_attention_decompressed");
+  check_args(a, "latent_attention_decompressed");
   const int threads = ctx.pool ? ctx.pool->size() : 1;
-  const Layout L = layout(a.n_q, a.H, a.dk, a.dr, a.dv, threads);
+  const Layout L = layout(a.n_q, a.H, a.dk, a.dr, a.dv, a.lat, threads);
   if (!a.scratch || a.scratch_floats < L.total)
     fail("latent_attention_decompressed: scratch of ", a.scratch_floats, " floats, ", L.total, " needed for ", a.n_q,
          " queries and ", threads, " threads");
+  const bool bf16 = a.cache_dtype == DType::BF16;
   const int64_t n_q = a.n_q, H = a.H, dq = a.dk + a.dr, kvw = a.dk + a.dv, ld_kv = H * kvw;
-  const int64_t kv_dim = a.lat + a.dr;
+  const int64_t kv_dim = a.lat + a.dr, dk_e = even(a.dk), dr_e = even(a.dr);
   float* kv = a.scratch + L.kv;  // [tile, H, dk + dv]
   float* qt = a.scratch + L.qt;  // [H, dq, n_q]
   float* m = a.scratch + L.m;    // [H, n_q]
   float* l = a.scratch + L.l;    // [H, n_q]
+  // bf16 cache: operands of gemm_bf16 (tile_ops.h layouts).
+  float* wide = a.scratch + L.wide;                                  // tile rows as fp32
+  auto* kb = reinterpret_cast<uint16_t*>(a.scratch + L.kb);          // [H, tile, dk_e]
+  auto* vb = reinterpret_cast<uint16_t*>(a.scratch + L.vb);          // [H][tile/2, dv, 2]
+  auto* rp = reinterpret_cast<uint16_t*>(a.scratch + L.rp);          // [tile, dr_e]
+  auto* qk = reinterpret_cast<uint16_t*>(a.scratch + L.qk);          // [H][dk_e/2, n_q, 2]
+  auto* qr = reinterpret_cast<uint16_t*>(a.scratch + L.qr);          // [H][dr_e/2, n_q, 2]
+  // The decompression reads bf16 rows exactly, so with BF16 weights it may use the bf16 dot
+  // kernel (exact products) whatever the activation setting.
+  Kernels dot_table = *ctx.k;
+  if (bf16 && a.w_kv->dtype == DType::BF16 && dot_table.matmul_rows_bf16_dot) dot_table.bf16_activations = true;
+  const Context dctx{ctx.pool, &dot_table};
 
   for_tasks(ctx, H, [&](int64_t h, int) {
     // Q^T in blocks of 16 queries: 16 source rows read in step, 16 contiguous floats written.
@@ -87,6 +118,23 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
       const int64_t i1 = std::min(n_q, i0 + 16);
       for (int64_t d = 0; d < dq; d++)
         for (int64_t i = i0; i < i1; i++) qt[(h * dq + d) * n_q + i] = a.q[i * a.ldq + h * dq + d] * a.scale;
+    }
+    if (bf16) {
+      PackBf16Args p;  // Q_k^T [dk, n_q] and Q_r^T [dr, n_q], pair-packed
+      p.src = qt + h * dq * n_q;
+      p.rows = a.dk;
+      p.cols = n_q;
+      p.rs = n_q;
+      p.cs = 1;
+      p.dst = qk + h * dk_e * n_q;
+      p.ldd = 2 * n_q;
+      ctx.k->pack_bf16_pairs(p);
+      if (a.dr > 0) {
+        p.src = qt + (h * dq + a.dk) * n_q;
+        p.rows = a.dr;
+        p.dst = qr + h * dr_e * n_q;
+        ctx.k->pack_bf16_pairs(p);
+      }
     }
     for (int64_t i = 0; i < n_q; i++) std::fill(a.out + i * a.ldo + h * a.dv, a.out + i * a.ldo + (h + 1) * a.dv, 0.f);
     std::fill(m + h * n_q, m + (h + 1) * n_q, -std::numeric_limits<float>::infinity());
@@ -97,8 +145,37 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
   const int64_t blocks = (n_q + kQueryBlock - 1) / kQueryBlock;
   for (int64_t t0 = 0; t0 < n_keys;) {
     const int64_t tn = tile_rows(t0, n_keys, kTileRows, a.page_rows);
-    const float* rows = a.pages[t0 / a.page_rows] + (t0 % a.page_rows) * kv_dim;
-    matmul_strided(ctx, *a.w_kv, rows, tn, kv_dim, kv, ld_kv);
+    const void* page = a.pages[t0 / a.page_rows];
+    const int64_t in_page = t0 % a.page_rows;
+    const float* rows = nullptr;  // fp32 cache: the tile in place
+    if (bf16) {
+      const uint16_t* r16 = static_cast<const uint16_t*>(page) + in_page * kv_dim;
+      convert_to_f32(DType::BF16, r16, wide, size_t(tn * kv_dim));
+      matmul_strided(dctx, *a.w_kv, wide, tn, kv_dim, kv, ld_kv);
+      for (int64_t r = 0; r < tn; r++) {
+        std::copy(r16 + r * kv_dim + a.lat, r16 + (r + 1) * kv_dim, rp + r * dr_e);
+        if (a.dr % 2) rp[r * dr_e + a.dr] = 0;
+      }
+      for_tasks(ctx, H, [&](int64_t h, int) {
+        PackBf16Args p;  // K(h) as rows [tile, dk_e], V(h) pair-packed [tile/2, dv, 2]
+        p.src = kv + h * kvw;
+        p.rows = tn;
+        p.cols = a.dk;
+        p.rs = ld_kv;
+        p.cs = 1;
+        p.dst = kb + h * kTileRows * dk_e;
+        p.ldd = dk_e;
+        ctx.k->pack_bf16_rows(p);
+        p.src = kv + h * kvw + a.dk;
+        p.cols = a.dv;
+        p.dst = vb + h * kTileRows * a.dv;
+        p.ldd = 2 * a.dv;
+        ctx.k->pack_bf16_pairs(p);
+      });
+    } else {
+      rows = static_cast<const float*>(page) + in_page * kv_dim;
+      matmul_strided(ctx, *a.w_kv, rows, tn, kv_dim, kv, ld_kv);
+    }
 
     const int64_t first_block = std::max<int64_t>(0, t0 - a.ctx0) / kQueryBlock;  // earlier queries see none
     const int64_t live_blocks = blocks - first_block;
@@ -109,24 +186,46 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
       float* st = ts + L.st;  // [tn, nb]
       float* alpha = ts + L.alpha;
 
-      GemmF32Args s;
-      s.M = tn;
-      s.N = nb;
-      s.K = a.dk;
-      s.a = kv + h * kvw;
-      s.a_rs = ld_kv;
-      s.b = qt + h * dq * n_q + i0;
-      s.ldb = n_q;
-      s.c = st;
-      s.ldc = nb;
-      ctx.k->gemm_f32(s);
-      if (a.dr > 0) {
-        s.K = a.dr;
-        s.a = rows + a.lat;
-        s.a_rs = kv_dim;
-        s.b = qt + (h * dq + a.dk) * n_q + i0;
-        s.accumulate = true;
+      if (bf16) {
+        GemmBf16Args s;
+        s.M = tn;
+        s.N = nb;
+        s.K = dk_e;
+        s.a = kb + h * kTileRows * dk_e;
+        s.lda = dk_e;
+        s.b = qk + h * dk_e * n_q + 2 * i0;
+        s.ldb = 2 * n_q;
+        s.c = st;
+        s.ldc = nb;
+        ctx.k->gemm_bf16(s);
+        if (a.dr > 0) {
+          s.K = dr_e;
+          s.a = rp;
+          s.lda = dr_e;
+          s.b = qr + h * dr_e * n_q + 2 * i0;
+          s.accumulate = true;
+          ctx.k->gemm_bf16(s);
+        }
+      } else {
+        GemmF32Args s;
+        s.M = tn;
+        s.N = nb;
+        s.K = a.dk;
+        s.a = kv + h * kvw;
+        s.a_rs = ld_kv;
+        s.b = qt + h * dq * n_q + i0;
+        s.ldb = n_q;
+        s.c = st;
+        s.ldc = nb;
         ctx.k->gemm_f32(s);
+        if (a.dr > 0) {
+          s.K = a.dr;
+          s.a = rows + a.lat;
+          s.a_rs = kv_dim;
+          s.b = qt + (h * dq + a.dk) * n_q + i0;
+          s.accumulate = true;
+          ctx.k->gemm_f32(s);
+        }
       }
 
       OnlineSoftmaxArgs sm;
@@ -142,20 +241,46 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
       sm.alpha = alpha;
       ctx.k->online_softmax_f32(sm);
 
-      GemmF32Args o;
-      o.M = nb;
-      o.N = a.dv;
-      o.K = tn;
-      o.a = st;
-      o.a_rs = 1;
-      o.a_cs = nb;
-      o.b = kv + h * kvw + a.dk;
-      o.ldb = ld_kv;
-      o.c = a.out + i0 * a.ldo + h * a.dv;
-      o.ldc = a.ldo;
-      o.accumulate = true;
-      o.row_scale = alpha;
-      ctx.k->gemm_f32(o);
+      if (bf16) {
+        auto* pk = reinterpret_cast<uint16_t*>(ts + L.pk);  // P [nb, tile] from S^T [tn, nb]
+        PackBf16Args p;
+        p.src = st;
+        p.rows = nb;
+        p.cols = tn;
+        p.rs = 1;
+        p.cs = nb;
+        p.dst = pk;
+        p.ldd = kTileRows;
+        ctx.k->pack_bf16_rows(p);
+        GemmBf16Args o;
+        o.M = nb;
+        o.N = a.dv;
+        o.K = even(tn);
+        o.a = pk;
+        o.lda = kTileRows;
+        o.b = vb + h * kTileRows * a.dv;
+        o.ldb = 2 * a.dv;
+        o.c = a.out + i0 * a.ldo + h * a.dv;
+        o.ldc = a.ldo;
+        o.accumulate = true;
+        o.row_scale = alpha;
+        ctx.k->gemm_bf16(o);
+      } else {
+        GemmF32Args o;
+        o.M = nb;
+        o.N = a.dv;
+        o.K = tn;
+        o.a = st;
+        o.a_rs = 1;
+        o.a_cs = nb;
+        o.b = kv + h * kvw + a.dk;
+        o.ldb = ld_kv;
+        o.c = a.out + i0 * a.ldo + h * a.dv;
+        o.ldc = a.ldo;
+        o.accumulate = true;
+        o.row_scale = alpha;
+        ctx.k->gemm_f32(o);
+      }
     });
     t0 += tn;
   }
@@ -173,24 +298,36 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
 
 void latent_attention_decompressed_reference(const Context& ctx, const LatentDecompArgs& a) {
   if (a.n_q <= 0) return;
-  check_weight(a, "latent_attention_decompressed_reference");
+  check_args(a, "latent_attention_decompressed_reference");
+  const bool bf16 = a.cache_dtype == DType::BF16;
+  auto round = [bf16](float x) { return bf16 ? bf16_to_f32(f32_to_bf16(x)) : x; };
   const int64_t H = a.H, dq = a.dk + a.dr, kvw = a.dk + a.dv, kv_dim = a.lat + a.dr;
   const int64_t n_keys = a.ctx0 + a.n_q;
+  std::vector<float> rows(size_t(n_keys * kv_dim));  // the cache as fp32
+  for (int64_t t = 0; t < n_keys; t++) {
+    const void* page = a.pages[t / a.page_rows];
+    if (bf16)
+      convert_to_f32(DType::BF16, static_cast<const uint16_t*>(page) + (t % a.page_rows) * kv_dim,
+                     rows.data() + t * kv_dim, size_t(kv_dim));
+    else
+      std::copy_n(static_cast<const float*>(page) + (t % a.page_rows) * kv_dim, kv_dim, rows.data() + t * kv_dim);
+  }
   std::vector<float> kv(size_t(n_keys * H * kvw));  // [n_keys, H, dk + dv]
-  for (int64_t t = 0; t < n_keys; t++)
-    matmul(ctx, *a.w_kv, a.pages[t / a.page_rows] + (t % a.page_rows) * kv_dim, 1, kv.data() + t * H * kvw);
+  for (int64_t t = 0; t < n_keys; t++) matmul(ctx, *a.w_kv, rows.data() + t * kv_dim, 1, kv.data() + t * H * kvw);
+  for (float& x : kv) x = round(x);
   for_tasks(ctx, a.n_q * H, [&](int64_t task, int) {
     const int64_t i = task / H, h = task % H, n = a.ctx0 + i + 1;
-    const float* q = a.q + i * a.ldq + h * dq;
+    std::vector<float> q(static_cast<size_t>(dq));
+    for (int64_t d = 0; d < dq; d++) q[size_t(d)] = round(a.q[i * a.ldq + h * dq + d] * a.scale);
     std::vector<float> s(static_cast<size_t>(n));
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t t = 0; t < n; t++) {
-      const float* row = a.pages[t / a.page_rows] + (t % a.page_rows) * kv_dim;
+      const float* row = rows.data() + t * kv_dim;
       const float* k = kv.data() + (t * H + h) * kvw;
       float dot = 0.f;
-      for (int64_t d = 0; d < a.dk; d++) dot += q[d] * k[d];
-      for (int64_t d = 0; d < a.dr; d++) dot += q[a.dk + d] * row[a.lat + d];
-      s[size_t(t)] = dot * a.scale;
+      for (int64_t d = 0; d < a.dk; d++) dot += q[size_t(d)] * k[d];
+      for (int64_t d = 0; d < a.dr; d++) dot += q[size_t(a.dk + d)] * row[a.lat + d];
+      s[size_t(t)] = dot;
       mx = std::max(mx, s[size_t(t)]);
     }
     float sum = 0.f;

@@ -65,8 +65,7 @@ void mla_forward(const BlockIO& io, const MlaWeights& w, int64_t slot) {
   for (const RunSpan& run : io.runs) {
     LatentCache& cache = run.state->mla[size_t(slot)];
     cache.resize(run.pos0 + run.n);
-    for (int64_t i = 0; i < run.n; i++)
-      std::memcpy(cache.row_mut(run.pos0 + i), ws.mkva.data() + (run.offset + i) * cw, sizeof(float) * size_t(cw));
+    for (int64_t i = 0; i < run.n; i++) cache.write_row(run.pos0 + i, ws.mkva.data() + (run.offset + i) * cw);
     any_absorbed |= form_of(ws, c, run) == MlaForm::Absorbed;
   }
 
@@ -113,6 +112,7 @@ void mla_forward(const BlockIO& io, const MlaWeights& w, int64_t slot) {
       a.q = ws.mqabs.data() + run.offset * Hq * cw;
       a.ctx0 = run.pos0;
       a.pages = cache.page_table();
+      a.cache_dtype = cache.dtype();
       a.page_rows = LatentCache::kPageRows;
       a.out = ws.mlat.data() + run.offset * Hq * lat;
       a.scratch = ws.mattn_scratch.data();
@@ -132,6 +132,7 @@ void mla_forward(const BlockIO& io, const MlaWeights& w, int64_t slot) {
       a.scale = scale;
       a.ctx0 = run.pos0;
       a.pages = cache.page_table();
+      a.cache_dtype = cache.dtype();
       a.page_rows = LatentCache::kPageRows;
       a.out = ws.mattn.data() + run.offset * Hq * vd;
       a.ldo = Hq * vd;

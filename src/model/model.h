@@ -19,6 +19,9 @@ class SafetensorsSet;
 
 struct ModelOptions {
   RouterWeights router_weights = RouterWeights::Unbiased;  // spec Decisions 1
+  // Storage of the MLA latent cache in new states: F32 (exact, the default) or BF16 (half the
+  // memory and bf16 attention products; see kernels/attention.h).
+  DType cache_dtype = DType::F32;
 };
 
 // One run of tokens of one sequence; the batch is a list of runs (DESIGN.md §2).
@@ -46,7 +49,7 @@ struct ForwardTrace {
 struct StateSizes {
   int64_t kda_recurrent_bytes = 0;    // all KDA layers, per sequence
   int64_t kda_conv_bytes = 0;         // all KDA layers, per sequence (W-1 columns kept)
-  int64_t mla_cache_bytes_per_token = 0;  // all MLA layers, fp32 latent rows
+  int64_t mla_cache_bytes_per_token = 0;  // all MLA layers, latent rows in the cache's dtype
   int64_t mla_values_per_token_per_layer = 0;
 };
 
@@ -64,6 +67,8 @@ class Model {
   const ModelWeights& weights() const { return w_; }
   const ModelOptions& options() const { return opt_; }
   void set_router_weights(RouterWeights r) { opt_.router_weights = r; }
+  // Applies to states made after the call (F32 or BF16; anything else throws).
+  void set_cache_dtype(DType t);
   // Tensors present in the files but not used by the model (reported, not an error).
   const std::vector<std::string>& extra_tensors() const { return extra_; }
   int64_t weight_bytes() const { return weight_bytes_; }

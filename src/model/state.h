@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/dtype.h"
 
 namespace kl {
 
@@ -18,29 +19,42 @@ struct KdaLayerState {
   Buffer<float> conv;
 };
 
-// MLA latent cache (spec §4.3): per token one row of kv_lora_rank + qk_rope_head_dim floats
-// (the normalized latent c, then the shared key part k_pe). Grows in pages.
+// MLA latent cache (spec §4.3): per token one row of kv_lora_rank + qk_rope_head_dim values
+// (the normalized latent c, then the shared key part k_pe), stored as fp32 (exact; the default)
+// or bf16 (half the memory; attention then runs on bf16 operands with fp32 accumulation, as
+// vLLM's and FlashMLA's bf16 caches do). Grows in 64-byte aligned pages of kPageRows rows.
 class LatentCache {
  public:
   static constexpr int64_t kPageRows = 256;
   LatentCache() = default;
-  explicit LatentCache(int64_t width) : width_(width) {}
+  // dtype: DType::F32 or DType::BF16 (anything else throws).
+  explicit LatentCache(int64_t width, DType dtype = DType::F32);
 
   int64_t width() const { return width_; }
   int64_t rows() const { return rows_; }
+  DType dtype() const { return dtype_; }
+  size_t row_bytes() const { return size_t(width_) * dtype_size(dtype_); }
   // Makes rows [0, n) addressable (allocating pages as needed) and sets rows() = n.
   void resize(int64_t n);
-  float* row_mut(int64_t t);  // copies a shared page before writing
-  const float* row(int64_t t) const { return pages_[size_t(t / kPageRows)].get() + (t % kPageRows) * width_; }
-  // Page pointers for the attention kernel, valid until the next resize/row_mut.
-  const float* const* page_table() const { return table_.data(); }
-  size_t allocated_bytes() const { return pages_.size() * size_t(kPageRows * width_) * sizeof(float); }
+  // Row t in the cache's dtype: fp32 values or bf16 bit patterns.
+  const void* row(int64_t t) const {
+    return pages_[size_t(t / kPageRows)].get() + size_t(t % kPageRows) * row_bytes();
+  }
+  void* row_mut(int64_t t);  // copies a shared page before writing
+  // Row t from / to fp32 (rounded to nearest even when the cache is bf16).
+  void write_row(int64_t t, const float* src);
+  void read_row(int64_t t, float* dst) const;
+  // Page pointers for the attention kernels (rows of the cache's dtype), valid until the next
+  // resize/row_mut/write_row.
+  const void* const* page_table() const { return table_.data(); }
+  size_t allocated_bytes() const { return pages_.size() * size_t(kPageRows) * row_bytes(); }
 
  private:
   int64_t width_ = 0;
   int64_t rows_ = 0;
-  std::vector<std::shared_ptr<float[]>> pages_;
-  std::vector<const float*> table_;
+  DType dtype_ = DType::F32;
+  std::vector<std::shared_ptr<unsigned char[]>> pages_;
+  std::vector<const void*> table_;
 };
 
 class SequenceState {

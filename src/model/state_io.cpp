@@ -13,8 +13,10 @@
 namespace kl {
 
 // Layout: "KLSTATE\0" | u32 version | u32 header bytes | header JSON | payload | u64 checksum
-// (of everything before it). Payload: per KDA layer the recurrent state then the conv history,
-// per MLA layer its rows x width floats; all fp32 little-endian; then the token ids as int32.
+// (of everything before it). Payload: per KDA layer the recurrent state then the conv history
+// (fp32), per MLA layer its rows x width values in the cache's dtype (header "mla_dtype", F32
+// when absent), then the token ids as int32; all little-endian. A file whose cache dtype differs
+// from the loading model's is converted on load (bf16 -> fp32 exactly, fp32 -> bf16 rounded).
 namespace {
 constexpr char kMagic[8] = {'K', 'L', 'S', 'T', 'A', 'T', 'E', 0};
 constexpr uint32_t kVersion = 1;
@@ -41,7 +43,10 @@ void save_state(const Model& m, const SequenceState& s, const std::vector<int32_
                       {"kda_layers", s.kda.size()},
                       {"mla_layers", s.mla.size()}};
   if (!s.kda.empty()) h["kda_sizes"] = {s.kda[0].recurrent.size(), s.kda[0].conv.size()};
-  if (!s.mla.empty()) h["mla_width"] = s.mla[0].width();
+  if (!s.mla.empty()) {
+    h["mla_width"] = s.mla[0].width();
+    h["mla_dtype"] = std::string(dtype_name(s.mla[0].dtype()));
+  }
   const std::string hs = h.dump();
 
   std::string buf(kMagic, 8);
@@ -55,7 +60,7 @@ void save_state(const Model& m, const SequenceState& s, const std::vector<int32_
     put(k.conv.data(), k.conv.size() * 4);
   }
   for (const auto& c : s.mla)
-    for (int64_t t = 0; t < c.rows(); t++) put(c.row(t), size_t(c.width()) * 4);
+    for (int64_t t = 0; t < c.rows(); t++) put(c.row(t), c.row_bytes());
   put(tokens.data(), tokens.size() * 4);
   const uint64_t sum = checksum(reinterpret_cast<const unsigned char*>(buf.data()), buf.size());
   put(&sum, 8);
@@ -96,10 +101,18 @@ SequenceState load_state(const Model& m, const std::string& path, std::vector<in
     fail(path, ": this session was saved with another model (", h["model"].get<std::string>(), "), not the one loaded (",
          m.fingerprint(), ")");
   SequenceState s = m.new_state();
+  if (!h["n_tokens"].is_number_integer()) fail(path, ": malformed session header (n_tokens)");
   const int64_t nt = h["n_tokens"].get<int64_t>();
+  DType file_dtype = DType::F32;
+  if (h.contains("mla_dtype")) {
+    if (!h["mla_dtype"].is_string() || !dtype_from_name(h["mla_dtype"].get<std::string>(), &file_dtype) ||
+        (file_dtype != DType::F32 && file_dtype != DType::BF16))
+      fail(path, ": malformed session header (mla_dtype)");
+  }
+  const size_t file_row_scale = dtype_size(file_dtype);
   size_t need = 0;
   for (const auto& k : s.kda) need += (k.recurrent.size() + k.conv.size()) * 4;
-  for (const auto& c : s.mla) need += size_t(nt) * size_t(c.width()) * 4;
+  for (const auto& c : s.mla) need += size_t(nt) * size_t(c.width()) * file_row_scale;
   need += size_t(nt) * 4;
   if (nt < 0 || 16 + size_t(hl) + need + 8 != n) fail(path, ": payload size does not match its header");
   const unsigned char* q = p + 16 + hl;
@@ -111,9 +124,20 @@ SequenceState load_state(const Model& m, const std::string& path, std::vector<in
     get(k.recurrent.data(), k.recurrent.size() * 4);
     get(k.conv.data(), k.conv.size() * 4);
   }
+  std::vector<float> wide;
   for (auto& c : s.mla) {
     c.resize(nt);
-    for (int64_t t = 0; t < nt; t++) get(c.row_mut(t), size_t(c.width()) * 4);
+    const size_t bytes = size_t(c.width()) * file_row_scale;
+    if (file_dtype == c.dtype()) {
+      for (int64_t t = 0; t < nt; t++) get(c.row_mut(t), bytes);
+    } else {
+      wide.resize(size_t(c.width()));
+      for (int64_t t = 0; t < nt; t++) {
+        convert_to_f32(file_dtype, q, wide.data(), size_t(c.width()));
+        q += bytes;
+        c.write_row(t, wide.data());
+      }
+    }
   }
   s.n_tokens = nt;
   tokens->resize(size_t(nt));

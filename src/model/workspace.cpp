@@ -32,7 +32,7 @@ Workspace::Workspace(const KimiConfig& c, int64_t T, int n_threads) : max_tokens
   mwuk.resize(size_t(c.qk_nope_head_dim) * lat * size_t(n_threads));
   mattn_scratch.resize(std::max(
       latent_attention_absorbed_scratch_floats(c.num_attention_heads, c.mla_cache_width(), c.kv_lora_rank, n_threads),
-      latent_attention_decompressed_scratch_floats(T, c.num_attention_heads, c.qk_nope_head_dim, c.qk_rope_head_dim,
+      latent_attention_decompressed_scratch_floats(T, c.num_attention_heads, c.kv_lora_rank, c.qk_nope_head_dim, c.qk_rope_head_dim,
                                                    c.v_head_dim, n_threads)));
   rlogits.resize(t * E);
   rweight.resize(t * k);

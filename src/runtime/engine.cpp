@@ -48,7 +48,8 @@ std::string Engine::describe() const {
   return std::to_string(c.num_hidden_layers) + " layers (" + std::to_string(c.n_kda_layers()) + " KDA, " +
          std::to_string(c.n_mla_layers()) + " MLA), " + std::string(dtype_name(model_->weights().lm_head.dtype)) +
          " weights, " + std::to_string(pool_->size()) + " thread(s), kernels: " + isa_name(ctx_.k->isa) +
-         (ctx_.k->bf16_activations ? " (bf16 activations)" : "");
+         (ctx_.k->bf16_activations ? " (bf16 activations)" : "") +
+         (model_->options().cache_dtype == DType::BF16 ? ", bf16 latent cache" : "");
 }
 
 Session::Session(Engine& engine)

@@ -72,7 +72,8 @@ nlohmann::json inspect_config(const KimiConfig& c) {
                      {"embedding", embed},
                      {"routed_experts", routed},
                      {"tensors", int64_t(table.size())}};
-  // The engine keeps state and cache in fp32 (4 bytes a value).
+  // The engine keeps the state in fp32 (4 bytes a value) and the cache in fp32 or, with
+  // --cache-type bf16, in bf16 (2 bytes a value).
   r["state_per_sequence"] = {{"kda_recurrent_values", rec},
                              {"kda_conv_values", conv},
                              {"bytes", (rec + conv) * 4},
@@ -80,7 +81,10 @@ nlohmann::json inspect_config(const KimiConfig& c) {
   r["mla_cache_per_token"] = {{"layers", nm},
                               {"values_per_layer", per_layer},
                               {"values", mla_vals},
-                              {"bytes", mla_vals * 4}};
+                              {"bytes", mla_vals * 4},
+                              {"bytes_bf16", mla_vals * 2},
+                              {"bytes_at_max_context", mla_vals * 4 * c.model_max_length},
+                              {"bytes_bf16_at_max_context", mla_vals * 2 * c.model_max_length}};
   r["all_mla_cache_per_token"] = {{"layers", L},
                                   {"values", all_mla_vals},
                                   {"bytes", all_mla_vals * 4},
@@ -153,7 +157,11 @@ std::string inspect_text(const nlohmann::json& r) {
   char red[32];
   std::snprintf(red, sizeof red, "%.1f %%", 100.0 * a["reduction"].get<double>());
   o << "MLA cache:  " << m["layers"] << " MLA layers x " << m["values_per_layer"] << " cached values per token = "
-    << group_digits(m["values"]) << " values (" << human_bytes(m["bytes"].get<double>()) << " fp32) per token\n";
+    << group_digits(m["values"]) << " values (" << human_bytes(m["bytes"].get<double>()) << " fp32, "
+    << human_bytes(m["bytes_bf16"].get<double>()) << " with --cache-type bf16) per token\n";
+  o << "            at the full context of " << group_digits(r["max_context"]) << " tokens: "
+    << human_bytes(m["bytes_at_max_context"].get<double>()) << " fp32, "
+    << human_bytes(m["bytes_bf16_at_max_context"].get<double>()) << " bf16 per sequence\n";
   o << "            an all-MLA model of this shape: " << a["layers"] << " x " << m["values_per_layer"] << " = "
     << group_digits(a["values"]) << " values per token; this model's cache is " << red << " smaller\n";
   o << "context:    up to " << group_digits(r["max_context"]) << " tokens\n";

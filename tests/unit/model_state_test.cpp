@@ -71,14 +71,16 @@ TEST(StateTest, AfterPromptMatchesReferenceCache) {
       std::vector<float> K = kref.as_f32(), V = vref.as_f32();
       std::vector<float> kv(size_t(Hq * (nope + vd)));
       float kdiff = 0, vdiff = 0;
+      std::vector<float> row(size_t(cache.width()));
       for (int64_t t = 0; t < 200; t++) {
-        matmul(e.ctx, w.kv_b_proj, cache.row(t), 1, kv.data());
+        cache.read_row(t, row.data());
+        matmul(e.ctx, w.kv_b_proj, row.data(), 1, kv.data());
         for (int64_t h = 0; h < Hq; h++) {
           for (int64_t i = 0; i < nope; i++)
             kdiff = std::max(kdiff, std::fabs(kv[size_t(h * (nope + vd) + i)] -
                                               K[size_t(((h * 200) + t) * (nope + rope) + i)]));
           for (int64_t i = 0; i < rope; i++)
-            kdiff = std::max(kdiff, std::fabs(cache.row(t)[lat + i] -
+            kdiff = std::max(kdiff, std::fabs(row[size_t(lat + i)] -
                                               K[size_t(((h * 200) + t) * (nope + rope) + nope + i)]));
           for (int64_t i = 0; i < vd; i++)
             vdiff = std::max(vdiff, std::fabs(kv[size_t(h * (nope + vd) + nope + i)] -
