@@ -79,6 +79,7 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
   using clock = std::chrono::steady_clock;
   const KimiConfig& c = e.model().config();
   const TokenCost cost = token_cost(e.model());
+  const std::string cache_type = e.model().options().cache_dtype == DType::BF16 ? "bf16" : "f32";
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, int32_t(std::min<int64_t>(c.vocab_size, 163584)) - 1);
   auto random_tokens = [&](int64_t n) {
@@ -118,6 +119,7 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
                           {"fraction_of_limit", frac},
                           {"limit", "peak matmul " + lim.peak_kind},
                           {"flops_per_token", cost.prefill_flops},
+                          {"cache_type", cache_type},
                           {"peak_rss_bytes", rss}};
       report(j);
       all.push_back(j);
@@ -154,6 +156,7 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
                           {"limit", "memory bandwidth"},
                           {"bytes_per_token", bytes},
                           {"bandwidth_gbs_at_test", bw},
+                          {"cache_type", cache_type},
                           {"peak_rss_bytes", rss}};
       report(j);
       all.push_back(j);

@@ -53,6 +53,17 @@ TEST(Cli, LogitsFileMatchesGolden) {
   std::filesystem::remove(out);
 }
 
+// --cache-type bf16 runs (the reference ids are kept on this prompt: no near-ties) and says so.
+TEST(Cli, GenerateWithBf16Cache) {
+  auto prompt = load_tokens("greedy_p65_prompt.npy");
+  auto want = load_tokens("greedy_p65_ids.npy");
+  CmdResult r = run_cli("generate --model " + tiny_a() +
+                        " --router-weights biased --cache-type bf16 --ignore-eos -n 8 --prompt-ids " + ids_arg(prompt));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, ids_arg(std::vector<int32_t>(want.begin(), want.begin() + 8)) + "\n");
+  EXPECT_NE(r.err.find("bf16 latent cache"), std::string::npos) << r.err;
+}
+
 TEST(Cli, BuiltinModelRunsAndSaysItIsRandom) {
   CmdResult r = run_cli("generate --prompt-ids 1,2,3 -n 4");
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -71,6 +82,11 @@ TEST(Cli, InspectJson48B) {
   EXPECT_EQ(j["parameters"]["total"].get<int64_t>(), 49122681728);
   EXPECT_EQ(j["mla_layers"].get<int>(), 7);
   EXPECT_EQ(j["mla_cache_per_token"]["values_per_layer"].get<int>(), 576);
+  // 7 layers x 576 values: 16,128 bytes per token in fp32, 8,064 in bf16; x 1,048,576 tokens.
+  EXPECT_EQ(j["mla_cache_per_token"]["bytes"].get<int64_t>(), 7 * 576 * 4);
+  EXPECT_EQ(j["mla_cache_per_token"]["bytes_bf16"].get<int64_t>(), 7 * 576 * 2);
+  EXPECT_EQ(j["mla_cache_per_token"]["bytes_bf16_at_max_context"].get<int64_t>(),
+            7 * 576 * 2 * j["max_context"].get<int64_t>());
   CmdResult t = run_cli("inspect --model " + std::string(KL_TEST_DATA) + "/kimi-linear-48b");
   EXPECT_NE(t.out.find("49,122,681,728"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("7 MLA layers x 576"), std::string::npos) << t.out;
@@ -88,6 +104,7 @@ TEST(Cli, UserErrorsExitNonZeroWithAMessage) {
            {"generate " + m + "--prompt-ids 1,9999", "outside the vocabulary"},
            {"generate --model /nonexistent/dir --prompt-ids 1", "/nonexistent/dir/config.json"},
            {"generate " + m + "--prompt-ids 1 --router-weights maybe", "router-weights"},
+           {"generate " + m + "--prompt-ids 1 --cache-type f16", "cache-type"},
            {"logits " + m + "--prompt-ids 1", "--out"},
            {"inspect --model /nonexistent", "cannot open"},
            {"frobnicate", "frobnicate"},
