@@ -4,7 +4,13 @@
 //            beyond any L3, so from DRAM); bandwidth bound, judged in GB/s of weights streamed.
 //   expert:  n = 16 on BF16 [1024 x 2304] (an MoE expert's share of a prompt chunk).
 //   prompt:  n = 512 on BF16 [1024 x 2304]; compute bound, judged in GFLOP/s.
+//   tiles:   the single-threaded tile GEMMs of the tiled MLA attention (kernels/tile_ops.h):
+//            gemm_bf16 of every table (AVX-512 with and without vdpbf16ps) next to gemm_f32 on
+//            the attention's shapes, in GFLOP/s and as a fraction of the one-core peak of the
+//            instruction each is built on (fp32 FMA or vdpbf16ps); then the bf16 packers on
+//            the same tiles, in ns per call.
 // Usage: kernels_bench [max_threads]   (default: every core this process may use)
+//        kernels_bench tiles           (the tile GEMMs only)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +24,7 @@
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 #include "kernels/machine_limits.h"
+#include "kernels/tile_ops.h"
 
 namespace {
 
@@ -97,10 +104,157 @@ void bench_matmul(const char* title, int64_t rows, int64_t cols, int64_t n,
   }
 }
 
+// ---- tile GEMMs ----
+
+struct TileShape {
+  const char* what;
+  int64_t M, N, K;
+  bool accumulate;  // C = row_scale·C + A·B, as the P·V products
+};
+
+struct TileGemm {
+  std::string name;
+  const Kernels* k;
+  bool bf16;    // gemm_bf16, else gemm_f32
+  double peak;  // GFLOP/s of its instruction on one core
+};
+
+void bench_tiles(const CpuFeatures& cpu) {
+  ThreadPool one(1);
+  std::printf("\ntile GEMMs, one thread\n");
+  // The AVX-512 table of this CPU without AVX512_BF16: gemm_bf16 widens to fp32 and uses FMA.
+  CpuFeatures no_bf16 = cpu;
+  no_bf16.avx512_bf16 = false;
+  std::vector<TileGemm> gs;
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu.supports(isa)) continue;
+    const Kernels& k = kernels_for(isa, cpu);
+    const double fma = measure_peak_gflops(one, k, DType::F32);
+    const std::string name = isa_name(isa);
+    std::printf("  peak %-8s %-10s %.1f GFLOP/s\n", name.c_str(), isa == Isa::Scalar ? "mul+add" : "fp32 FMA", fma);
+    gs.push_back({name + " f32", &k, false, fma});
+    if (isa == Isa::Avx512 && cpu.avx512_bf16) {
+      Kernels dot = k;
+      dot.bf16_activations = true;
+      const double dp = measure_peak_gflops(one, dot, DType::BF16);
+      std::printf("  peak %-8s %-10s %.1f GFLOP/s\n", name.c_str(), "vdpbf16ps", dp);
+      gs.push_back({name + " bf16 nodot", &kernels_for(isa, no_bf16), true, fma});
+      gs.push_back({name + " bf16 dot", &k, true, dp});
+    } else {
+      gs.push_back({name + " bf16", &k, true, fma});
+    }
+  }
+
+  const TileShape shapes[] = {
+      {"prefill scores  S^T = K·Q^T", 128, 64, 128, false},
+      {"prefill P·V     O += P·V", 64, 128, 128, true},
+      {"decode scores   S^T = K·Q^T", 128, 32, 576, false},
+      {"decode P·V      O += P·V", 32, 512, 128, true},
+  };
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  for (const TileShape& sh : shapes) {
+    const int64_t M = sh.M, N = sh.N, K = sh.K;
+    // 64-byte aligned operands, as the attention's scratch.
+    Buffer<float> a(static_cast<size_t>(M * K)), b(static_cast<size_t>(K * N)), c(static_cast<size_t>(M * N));
+    Buffer<float> scale(static_cast<size_t>(M));
+    for (size_t i = 0; i < a.size(); i++) a[i] = d(rng);
+    for (size_t i = 0; i < b.size(); i++) b[i] = d(rng);
+    for (size_t i = 0; i < scale.size(); i++) scale[i] = 0.5f;
+    Buffer<uint16_t> a16(size_t(M * K)), b16(size_t(K * N));
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t k = 0; k < K; k++) a16[size_t(m * K + k)] = f32_to_bf16(a[size_t(m * K + k)]);
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t n = 0; n < N; n++) b16[size_t((k / 2) * 2 * N + 2 * n + k % 2)] = f32_to_bf16(b[size_t(k * N + n)]);
+    GemmF32Args gf;
+    gf.M = M, gf.N = N, gf.K = K, gf.a = a.data(), gf.a_rs = K, gf.a_cs = 1, gf.b = b.data(), gf.ldb = N;
+    gf.c = c.data(), gf.ldc = N, gf.accumulate = sh.accumulate, gf.row_scale = sh.accumulate ? scale.data() : nullptr;
+    GemmBf16Args gb;
+    gb.M = M, gb.N = N, gb.K = K, gb.a = a16.data(), gb.lda = K, gb.b = b16.data(), gb.ldb = 2 * N;
+    gb.c = c.data(), gb.ldc = N, gb.accumulate = sh.accumulate, gb.row_scale = gf.row_scale;
+    const double flops = 2.0 * double(M) * double(N) * double(K);
+    std::printf("\n%s: M %lld, N %lld, K %lld%s\n", sh.what, (long long)M, (long long)N, (long long)K,
+                sh.accumulate ? ", accumulate with row_scale" : "");
+    std::printf("  %-18s %10s %10s %8s\n", "gemm", "us/call", "GFLOP/s", "of peak");
+    for (const TileGemm& g : gs) {
+      // Calls back to back on the same operands (they stay in L1/L2, as in the attention).
+      const int calls = g.k->isa == Isa::Scalar ? 4 : 64;
+      const double t = best_time(
+                           [&] {
+                             for (int i = 0; i < calls; i++) g.bf16 ? g.k->gemm_bf16(gb) : g.k->gemm_f32(gf);
+                           },
+                           3, 0.3) /
+                       calls;
+      const double gflops = flops / t / 1e9;
+      // The scalar twins are auto-vectorized by the compiler: no meaningful scalar peak.
+      if (g.k->isa == Isa::Scalar)
+        std::printf("  %-18s %10.2f %10.1f %8s\n", g.name.c_str(), t * 1e6, gflops, "-");
+      else
+        std::printf("  %-18s %10.2f %10.1f %7.0f%%\n", g.name.c_str(), t * 1e6, gflops, 100 * gflops / g.peak);
+    }
+  }
+
+  // The packers on the same tiles: P (A of P·V) from scores stored keys x queries (transposed)
+  // or queries x keys, Qᵀ (B of the scores) from row-major Q, and 128 bf16 cache rows of 512
+  // pair-packed as the B of the decode P·V.
+  std::printf("\npackers, one thread\n  %-34s", "");
+  std::vector<const Kernels*> ks;
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+    if (cpu.supports(isa)) {
+      ks.push_back(&kernels_for(isa, cpu));
+      std::printf(" %14s", isa_name(isa));
+    }
+  std::printf("   (ns per call)\n");
+  Buffer<float> src(128 * 576);  // 64-byte aligned, as the attention's scratch
+  for (size_t i = 0; i < src.size(); i++) src[i] = d(rng);
+  Buffer<uint16_t> src16(128 * 512), dst(128 * 1024);
+  for (size_t i = 0; i < src16.size(); i++) src16[i] = f32_to_bf16(d(rng));
+  struct Pack {
+    const char* what;
+    int kind;  // 0: rows, 1: pairs, 2: interleave
+    int64_t rows, cols, rs, cs;
+  };
+  const Pack packs[] = {
+      {"P [64 x 128] from P^T (rows, rs 1)", 0, 64, 128, 1, 64},
+      {"P [64 x 128] row-major (rows)", 0, 64, 128, 128, 1},
+      {"Q^T [128 x 64] from Q (pairs, rs 1)", 1, 128, 64, 1, 128},
+      {"Q^T [576 x 32] from Q (pairs, rs 1)", 1, 576, 32, 1, 576},
+      {"V [128 x 512] bf16 (interleave)", 2, 128, 512, 512, 1},
+  };
+  for (const Pack& pk : packs) {
+    std::printf("  %-34s", pk.what);
+    for (const Kernels* k : ks) {
+      PackBf16Args p;
+      p.src = src.data(), p.rows = pk.rows, p.cols = pk.cols, p.rs = pk.rs, p.cs = pk.cs, p.dst = dst.data();
+      p.ldd = pk.kind == 0 ? pk.cols + pk.cols % 2 : 2 * pk.cols;
+      InterleaveBf16Args q;
+      q.src = src16.data(), q.rows = pk.rows, q.cols = pk.cols, q.rs = pk.rs, q.dst = dst.data(), q.ldd = 2 * pk.cols;
+      const int calls = 64;
+      const double t = best_time(
+                           [&] {
+                             for (int i = 0; i < calls; i++) {
+                               if (pk.kind == 0) k->pack_bf16_rows(p);
+                               else if (pk.kind == 1) k->pack_bf16_pairs(p);
+                               else k->interleave_bf16_pairs(q);
+                             }
+                           },
+                           3, 0.1) /
+                       calls;
+      std::printf(" %14.0f", t * 1e9);
+    }
+    std::printf("\n");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const CpuFeatures cpu = CpuFeatures::detect();
+  if (argc > 1 && std::string(argv[1]) == "tiles") {
+    std::printf("cpu: %s\n", cpu.describe().c_str());
+    bench_tiles(cpu);
+    return 0;
+  }
   const int max_threads = argc > 1 ? std::max(1, std::atoi(argv[1])) : default_thread_count();
   std::vector<int> thread_counts = {1};
   if (max_threads > 1) thread_counts.push_back(max_threads);
@@ -130,5 +284,6 @@ int main(int argc, char** argv) {
   bench_matmul("decode, weight beyond L3", 58240, 2304, 1, vs, thread_counts);
   bench_matmul("expert", 1024, 2304, 16, vs, thread_counts);
   bench_matmul("prompt", 1024, 2304, 512, vs, thread_counts);
+  bench_tiles(cpu);
   return 0;
 }

@@ -45,6 +45,10 @@ Kernels make_avx2() {
   k.axpy_f32 = avx2::axpy_f32;
   k.gemm_f32 = avx2::gemm_f32;
   k.online_softmax_f32 = avx2::online_softmax_f32;
+  k.gemm_bf16 = avx2::gemm_bf16;
+  k.pack_bf16_rows = avx2::pack_bf16_rows;
+  k.pack_bf16_pairs = avx2::pack_bf16_pairs;
+  k.interleave_bf16_pairs = avx2::interleave_bf16_pairs;
   k.kda_recurrent_head = avx2::kda_recurrent_head;
   k.kda_chunk_head = avx2::kda_chunk_head;
   return k;
@@ -61,6 +65,10 @@ Kernels make_avx512(bool bf16_dot) {
   k.axpy_f32 = avx512::axpy_f32;
   k.gemm_f32 = avx512::gemm_f32;
   k.online_softmax_f32 = avx512::online_softmax_f32;
+  k.gemm_bf16 = bf16_dot ? avx512::gemm_bf16 : avx512::gemm_bf16_nodot;
+  k.pack_bf16_rows = avx512::pack_bf16_rows;
+  k.pack_bf16_pairs = avx512::pack_bf16_pairs;
+  k.interleave_bf16_pairs = avx512::interleave_bf16_pairs;
   k.kda_recurrent_head = avx512::kda_recurrent_head;
   k.kda_chunk_head = avx512::kda_chunk_head;
   return k;

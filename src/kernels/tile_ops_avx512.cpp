@@ -6,6 +6,13 @@
 // chains, all accumulators in registers (MR·NV + NV + 1 <= 32 zmm). B panels ([K, 16·NV]) are
 // reused by every row tile, so the caller keeps them cache-sized (attention tiles are).
 // online_softmax_f32: 16 columns at a time, two passes over the tile (max, then exp and sum).
+// gemm_bf16: the same register tiles, a step of k being a pair of k: NV loads of the pair-packed
+// B (16 columns x 2 k per zmm), a 32-bit broadcast of A's pair per row, MR·NV vdpbf16ps (twice
+// the multiply-adds of an FMA at the same rate). Up to 6 x 4 vectors, 8 x 3, 12 x 2 or 12 x 1
+// (24 accumulators where C is wide enough); ~95-100% of the vdpbf16ps peak on attention tiles.
+// gemm_bf16_nodot, for AVX-512 without AVX512_BF16: bf16 widened to fp32 (shift / mask), FMAs.
+// The packers round in integer ops (bit for bit f32_to_bf16, no AVX512_BF16 needed) and read
+// contiguous rows or, transposing 16 x 16 blocks of 32-bit pairs in registers, contiguous columns.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 // GCC 12 bug 105593: -Wuninitialized inside its own _mm512_undefined_*() helpers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -15,6 +22,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -124,6 +133,214 @@ KL_INLINE __m512 exp_nonpos(__m512 x) {
   return _mm512_maskz_scalef_ps(live, p, n);
 }
 
+// ---- bf16 GEMM and packers ----
+
+struct Bf16TileCall {
+  int64_t pairs;  // K / 2
+  const uint16_t* a;
+  int64_t lda;
+  const uint16_t* b;
+  int64_t ldb;
+  float* c;
+  int64_t ldc;
+  __mmask16 last;  // columns of the last vector that exist
+  bool accumulate;
+  const float* row_scale;  // [MR] or null
+};
+
+// The bf16 pair A[m, 2p], A[m, 2p + 1] as one 32-bit value (the layout vdpbf16ps pairs up).
+KL_INLINE int32_t load_pair(const uint16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// A vector cast (the bits as they are): __m512bh is a vector of bf16 (or of short) of 64 bytes.
+KL_INLINE __m512bh as_bh(__m512i v) { return (__m512bh)v; }
+
+// One register tile of C: MR rows x NV vectors of 16 columns. Each step of the k loop takes one
+// pair of k: NV loads of the pair-packed B row pair (16 columns x 2 k per register) and one
+// 32-bit broadcast per row of A. kDot: MR·NV vdpbf16ps (32 multiply-adds each). Else the bf16
+// halves are widened to fp32 (even k: shifted up 16 bits, odd k: low 16 bits masked off) and
+// multiplied with 2·MR·NV FMAs, even k first.
+template <int MR, int NV, bool kDot>
+void tile_bf16(const Bf16TileCall& t) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
+
+  // Locals, so that neither the k loop nor the stores to C reload them from t.
+  const uint16_t* a = t.a;
+  const uint16_t* b = t.b;
+  const int64_t pairs = t.pairs, lda = t.lda, ldb = t.ldb, ldc = t.ldc;
+  const __mmask16 last = t.last;
+  const __m512i hi_half = _mm512_set1_epi32(int32_t(0xffff0000u));
+  for (int64_t p = 0; p < pairs; p++, a += 2, b += ldb) {
+    __m512i bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++)
+      bv[j] = j + 1 < NV ? _mm512_loadu_si512(b + 32 * j) : _mm512_maskz_loadu_epi32(last, b + 32 * j);
+    if constexpr (kDot) {
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; i++) {
+        const __m512bh av = as_bh(_mm512_set1_epi32(load_pair(a + i * lda)));
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, as_bh(bv[j]));
+      }
+    } else {
+      __m512 be[NV], bo[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; j++) {
+        be[j] = _mm512_castsi512_ps(_mm512_slli_epi32(bv[j], 16));
+        bo[j] = _mm512_castsi512_ps(_mm512_and_si512(bv[j], hi_half));
+      }
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; i++) {
+        const __m512i av = _mm512_set1_epi32(load_pair(a + i * lda));
+        const __m512 ae = _mm512_castsi512_ps(_mm512_slli_epi32(av, 16));
+        const __m512 ao = _mm512_castsi512_ps(_mm512_and_si512(av, hi_half));
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(ao, bo[j], _mm512_fmadd_ps(ae, be[j], acc[i][j]));
+      }
+    }
+  }
+
+  float* const c0 = t.c;
+  const bool accumulate = t.accumulate;
+  const float* const row_scale = t.row_scale;
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+    float* c = c0 + i * ldc;
+    if (accumulate) {
+      const __m512 keep = _mm512_set1_ps(row_scale ? row_scale[i] : 1.f);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; j++) {
+        const __mmask16 m = j + 1 < NV ? __mmask16(0xffff) : last;
+        acc[i][j] = _mm512_fmadd_ps(keep, _mm512_maskz_loadu_ps(m, c + 16 * j), acc[i][j]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) {
+      if (j + 1 < NV)
+        _mm512_storeu_ps(c + 16 * j, acc[i][j]);
+      else
+        _mm512_mask_storeu_ps(c + 16 * j, last, acc[i][j]);
+    }
+  }
+}
+
+using Bf16TileFn = void (*)(const Bf16TileCall&);
+
+// p + n, where p may be null (no A or B when K = 0): never read then.
+KL_INLINE const uint16_t* offset(const uint16_t* p, int64_t n) { return p ? p + n : p; }
+
+template <int NV, bool kDot, int... I>
+constexpr std::array<Bf16TileFn, sizeof...(I)> bf16_tiles_for(std::integer_sequence<int, I...>) {
+  return {&tile_bf16<I + 1, NV, kDot>...};
+}
+
+// Most rows of a register tile per vector count NV = 1..4: MR·NV accumulators plus the NV B
+// registers (nodot: 2·NV widened halves, 2 widened A values and the mask) within 32 zmm, and
+// 24 or so independent accumulation chains where the width allows.
+template <bool kDot>
+struct Bf16Tiles {
+  static constexpr int kRows1 = 12, kRows2 = 12, kRows3 = kDot ? 8 : 7, kRows4 = kDot ? 6 : 5;
+  static constexpr auto t1 = bf16_tiles_for<1, kDot>(std::make_integer_sequence<int, kRows1>{});
+  static constexpr auto t2 = bf16_tiles_for<2, kDot>(std::make_integer_sequence<int, kRows2>{});
+  static constexpr auto t3 = bf16_tiles_for<3, kDot>(std::make_integer_sequence<int, kRows3>{});
+  static constexpr auto t4 = bf16_tiles_for<4, kDot>(std::make_integer_sequence<int, kRows4>{});
+  static constexpr int max_rows(int nv) { return nv == 1 ? kRows1 : nv == 2 ? kRows2 : nv == 3 ? kRows3 : kRows4; }
+  static Bf16TileFn fn(int nv, int mr) {
+    const size_t i = size_t(mr - 1);
+    return nv == 1 ? t1[i] : nv == 2 ? t2[i] : nv == 3 ? t3[i] : t4[i];
+  }
+};
+
+template <bool kDot>
+void gemm_bf16_impl(const GemmBf16Args& g) {
+  using Tiles = Bf16Tiles<kDot>;
+  if (g.M <= 0 || g.N <= 0) return;
+  // Panels of up to 64 columns (4 vectors); each panel's row tiles as even as possible.
+  for (int64_t n0 = 0; n0 < g.N; n0 += 64) {
+    const int64_t width = std::min<int64_t>(64, g.N - n0);
+    const int nv = int((width + 15) / 16);
+    const int max_rows = Tiles::max_rows(nv);
+    const int64_t row_tiles = (g.M + max_rows - 1) / max_rows;
+    Bf16TileCall t{g.K / 2, nullptr, g.lda, offset(g.b, 2 * n0), g.ldb, nullptr, g.ldc,
+                   lanes(width - 16 * (nv - 1)), g.accumulate, nullptr};
+    for (int64_t rt = 0, m0 = 0; rt < row_tiles; rt++) {
+      const int mr = int((g.M - m0 + (row_tiles - rt) - 1) / (row_tiles - rt));
+      t.a = offset(g.a, m0 * g.lda);
+      t.c = g.c + m0 * g.ldc + n0;
+      t.row_scale = g.row_scale ? g.row_scale + m0 : nullptr;
+      Tiles::fn(nv, mr)(t);
+      m0 += mr;
+    }
+  }
+}
+
+// Lanes [0, n) of 16 (none for n <= 0) and of 32.
+KL_INLINE __mmask16 lanes16(int64_t n) {
+  return n <= 0 ? __mmask16(0) : n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+}
+KL_INLINE __mmask32 lanes32(int64_t n) {
+  return n <= 0 ? __mmask32(0) : n >= 32 ? ~__mmask32(0) : __mmask32((1u << n) - 1);
+}
+
+// f32_to_bf16 of 16 floats in integer ops (so it needs no AVX512_BF16, and unlike vcvtneps2bf16
+// it keeps denormals): the bf16 in the low 16 bits of each lane, the high 16 bits zero.
+KL_INLINE __m512i bf16_bits(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i hi = _mm512_srli_epi32(u, 16);
+  const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);  // keeps its bits, quieted
+  return _mm512_mask_or_epi32(rounded, nan, hi, _mm512_set1_epi32(0x40));
+}
+
+// Two vectors of bf16_bits as 32 consecutive bf16: the low halves of lo's lanes, then of hi's.
+KL_INLINE __m512i pack_words(__m512i lo, __m512i hi) {
+  // packus keeps 0..65535 as they are, 4 of lo then 4 of hi per 128-bit lane; the 64-bit
+  // permute puts lo's quarters first.
+  return _mm512_permutexvar_epi64(_mm512_set_epi64(7, 5, 3, 1, 6, 4, 2, 0), _mm512_packus_epi32(lo, hi));
+}
+
+// Two vectors of bf16_bits as 16 pairs: lane i = (lo[i], hi[i]).
+KL_INLINE __m512i pair_words(__m512i lo, __m512i hi) { return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)); }
+
+// In-register transpose of a 16 x 16 block of 32-bit values: r[i] lane j <- r[j] lane i.
+KL_INLINE void transpose16(__m512i (&r)[16]) {
+  __m512i t[16], u[16];
+  // Pairs of rows, interleaved within 128-bit lanes.
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4g + c] lane L: column 4L + c of rows 4g .. 4g + 3.
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    u[4 * g + 0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  // A 4 x 4 transpose of 128-bit lanes per c: column 4L + c gets lane L of u[c], u[4 + c], ...
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; c++) {
+    const __m512i w0 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i w1 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512i w2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i w3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    r[c] = _mm512_shuffle_i32x4(w0, w2, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + c] = _mm512_shuffle_i32x4(w0, w2, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + c] = _mm512_shuffle_i32x4(w1, w3, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_shuffle_i32x4(w1, w3, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
 }  // namespace
 
 void gemm_f32(const GemmF32Args& g) {
@@ -203,6 +420,130 @@ void online_softmax_f32(const OnlineSoftmaxArgs& a) {
     _mm512_mask_storeu_ps(a.m + j0, cols, m_new);
     _mm512_mask_storeu_ps(a.l + j0, cols, l);
     _mm512_mask_storeu_ps(a.alpha + j0, cols, alpha);
+  }
+}
+
+void gemm_bf16(const GemmBf16Args& g) { gemm_bf16_impl<true>(g); }
+void gemm_bf16_nodot(const GemmBf16Args& g) { gemm_bf16_impl<false>(g); }
+
+// Contiguous rows (cs == 1): 32 columns per step. Column-major source (rs == 1, e.g. the
+// transpose of a row-major tile): blocks of 16 rows x 32 columns, read as 16 column pairs of
+// 16 rows and transposed in registers. Other strides: the scalar twin.
+void pack_bf16_rows(const PackBf16Args& p) {
+  if (p.rows <= 0 || p.cols <= 0) return;
+  const int64_t padded = p.cols + p.cols % 2;  // bf16 written per row
+  if (p.cs == 1) {
+    for (int64_t r = 0; r < p.rows; r++) {
+      const float* s = p.src + r * p.rs;
+      uint16_t* d = p.dst + r * p.ldd;
+      int64_t c = 0;
+      for (; c + 32 <= p.cols; c += 32)
+        _mm512_storeu_si512(d + c, pack_words(bf16_bits(_mm512_loadu_ps(s + c)), bf16_bits(_mm512_loadu_ps(s + c + 16))));
+      if (c < padded) {
+        const int64_t n = p.cols - c;
+        const __m512i lo = bf16_bits(_mm512_maskz_loadu_ps(lanes16(n), s + c));
+        const __m512i hi = n > 16 ? bf16_bits(_mm512_maskz_loadu_ps(lanes16(n - 16), s + c + 16)) : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi16(d + c, lanes32(padded - c), pack_words(lo, hi));
+      }
+    }
+  } else if (p.rs == 1) {
+    for (int64_t r0 = 0; r0 < p.rows; r0 += 16) {
+      const int64_t nr = std::min<int64_t>(16, p.rows - r0);
+      const __mmask16 rm = lanes16(nr);
+      for (int64_t c0 = 0; c0 < padded; c0 += 32) {
+        __m512i t[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+          const int64_t c = c0 + 2 * j;
+          if (c >= p.cols) {
+            t[j] = _mm512_setzero_si512();
+            continue;
+          }
+          const __m512i lo = bf16_bits(_mm512_maskz_loadu_ps(rm, p.src + c * p.cs + r0));
+          const __m512i hi = c + 1 < p.cols ? bf16_bits(_mm512_maskz_loadu_ps(rm, p.src + (c + 1) * p.cs + r0))
+                                            : _mm512_setzero_si512();
+          t[j] = pair_words(lo, hi);
+        }
+        transpose16(t);
+        const __mmask16 cm = lanes16(std::min<int64_t>(32, padded - c0) / 2);
+        for (int64_t i = 0; i < nr; i++) _mm512_mask_storeu_epi32(p.dst + (r0 + i) * p.ldd + c0, cm, t[i]);
+      }
+    }
+  } else {
+    scalar::pack_bf16_rows(p);
+  }
+}
+
+// Contiguous rows (cs == 1): a row pair at a time, 16 columns per step. Column-major source
+// (rs == 1, e.g. B = Qᵀ from row-major Q): blocks of 32 rows x 16 columns, each column's 32 rows
+// read as 16 pairs and transposed in registers. Other strides: the scalar twin.
+void pack_bf16_pairs(const PackBf16Args& p) {
+  if (p.rows <= 0 || p.cols <= 0) return;
+  if (p.cs == 1) {
+    for (int64_t q = 0; q < (p.rows + 1) / 2; q++) {
+      const float* s0 = p.src + 2 * q * p.rs;
+      const float* s1 = 2 * q + 1 < p.rows ? s0 + p.rs : nullptr;
+      uint16_t* d = p.dst + q * p.ldd;
+      for (int64_t c = 0; c < p.cols; c += 16) {
+        const __mmask16 m = lanes16(p.cols - c);
+        const __m512i lo = bf16_bits(_mm512_maskz_loadu_ps(m, s0 + c));
+        const __m512i hi = s1 ? bf16_bits(_mm512_maskz_loadu_ps(m, s1 + c)) : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi32(d + 2 * c, m, pair_words(lo, hi));
+      }
+    }
+  } else if (p.rs == 1) {
+    for (int64_t r0 = 0; r0 < p.rows; r0 += 32) {
+      const int64_t nr = std::min<int64_t>(32, p.rows - r0);
+      const __mmask16 m0 = lanes16(nr), m1 = lanes16(nr - 16);
+      for (int64_t c0 = 0; c0 < p.cols; c0 += 16) {
+        const int64_t nc = std::min<int64_t>(16, p.cols - c0);
+        __m512i t[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+          if (j >= nc) {
+            t[j] = _mm512_setzero_si512();
+            continue;
+          }
+          const float* s = p.src + (c0 + j) * p.cs + r0;
+          const __m512i lo = bf16_bits(_mm512_maskz_loadu_ps(m0, s));
+          const __m512i hi = nr > 16 ? bf16_bits(_mm512_maskz_loadu_ps(m1, s + 16)) : _mm512_setzero_si512();
+          t[j] = pack_words(lo, hi);  // lane i: rows r0 + 2i, r0 + 2i + 1 of column c0 + j
+        }
+        transpose16(t);
+        const __mmask16 cm = lanes16(nc);
+        for (int64_t i = 0; i < (nr + 1) / 2; i++)
+          _mm512_mask_storeu_epi32(p.dst + (r0 / 2 + i) * p.ldd + 2 * c0, cm, t[i]);
+      }
+    }
+  } else {
+    scalar::pack_bf16_pairs(p);
+  }
+}
+
+// A row pair at a time: 32 columns per step (16-bit interleave within 128-bit lanes, then the
+// lanes put in order), the rest 16 at a time.
+void interleave_bf16_pairs(const InterleaveBf16Args& p) {
+  if (p.rows <= 0 || p.cols <= 0) return;
+  const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+  const __m512i second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+  for (int64_t q = 0; q < (p.rows + 1) / 2; q++) {
+    const uint16_t* s0 = p.src + 2 * q * p.rs;
+    const uint16_t* s1 = 2 * q + 1 < p.rows ? s0 + p.rs : nullptr;
+    uint16_t* d = p.dst + q * p.ldd;
+    int64_t c = 0;
+    for (; c + 32 <= p.cols; c += 32) {
+      const __m512i x0 = _mm512_loadu_si512(s0 + c);
+      const __m512i x1 = s1 ? _mm512_loadu_si512(s1 + c) : _mm512_setzero_si512();
+      const __m512i lo = _mm512_unpacklo_epi16(x0, x1), hi = _mm512_unpackhi_epi16(x0, x1);
+      _mm512_storeu_si512(d + 2 * c, _mm512_permutex2var_epi64(lo, first, hi));
+      _mm512_storeu_si512(d + 2 * c + 32, _mm512_permutex2var_epi64(lo, second, hi));
+    }
+    for (; c < p.cols; c += 16) {
+      const __mmask16 m = lanes16(p.cols - c);
+      const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, s0 + c));
+      const __m512i hi = s1 ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, s1 + c)) : _mm512_setzero_si512();
+      _mm512_mask_storeu_epi32(d + 2 * c, m, pair_words(lo, hi));
+    }
   }
 }
 
