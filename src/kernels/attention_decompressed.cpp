@@ -10,6 +10,7 @@
 // the head's slice of the decompressed tile is shared in cache by its query blocks.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -40,32 +41,40 @@ static_assert(kTileRows % 2 == 0, "packed bf16 probabilities need an even tile")
 
 int64_t even(int64_t n) { return n + n % 2; }
 
+// Columns of W_kv per pair-packed panel (the bf16 decompression GEMM's B operand).
+constexpr int64_t kPanel = 64;
+int64_t panels(int64_t cols) { return (cols + kPanel - 1) / kPanel; }
+
 // Offsets in floats. The bf16 areas (bf16 cache only) hold two bf16 values per float.
 struct Layout {
-  size_t kv = 0, qt = 0, m = 0, l = 0;
-  size_t wide = 0, kb = 0, vb = 0, rp = 0, qk = 0, qr = 0;  // bf16 cache only
+  size_t kv = 0, qt = 0, m = 0, l = 0, acc = 0;
+  size_t wide = 0, kb = 0, vb = 0, rp = 0, qk = 0, qr = 0, wpk = 0;  // bf16 cache only
   size_t threads = 0;
-  size_t st = 0, alpha = 0, pk = 0, per_thread = 0;  // offsets inside one thread's area
+  size_t st = 0, alpha = 0, pk = 0, kvh = 0, per_thread = 0;  // offsets inside one thread's area
   size_t total = 0;
 };
 
 Layout layout(int64_t max_q, int64_t H, int64_t dk, int64_t dr, int64_t dv, int64_t lat, int n_threads) {
   Layout L;
   L.kv = 0;
+  const int64_t max_qp = (max_q + kQueryBlock - 1) / kQueryBlock * kQueryBlock;  // whole blocks
   L.qt = L.kv + align16(size_t(kTileRows * H * (dk + dv)));
-  L.m = L.qt + align16(size_t(H * (dk + dr) * max_q));
+  L.m = L.qt + align16(size_t(H * (dk + dr) * max_qp));
   L.l = L.m + align16(size_t(H * max_q));
-  L.wide = L.l + align16(size_t(H * max_q));                        // tile rows widened [tile, lat + dr]
+  L.acc = L.l + align16(size_t(H * max_q));
+  L.wide = L.acc + align16(size_t(H * max_qp * dv));               // tile rows widened [tile, lat + dr]
   L.kb = L.wide + align16(size_t(kTileRows * (lat + dr)));           // K per head [H, tile, dk even]
   L.vb = L.kb + align16(size_t(H * kTileRows * even(dk)) / 2);      // V per head, pair-packed
   L.rp = L.vb + align16(size_t(H * kTileRows * dv) / 2);            // shared key part [tile, dr even]
-  L.qk = L.rp + align16(size_t(kTileRows * even(dr)) / 2);          // Q_k^T per head, pair-packed
-  L.qr = L.qk + align16(size_t(H * even(dk) * max_q) / 2);          // Q_r^T per head, pair-packed
-  L.threads = L.qr + align16(size_t(H * even(dr) * max_q) / 2);
+  L.qk = L.rp + align16(size_t(kTileRows * even(dr)) / 2);          // Q_k^T per (head, block), pair-packed
+  L.qr = L.qk + align16(size_t(H * even(dk) * max_qp) / 2);         // Q_r^T per (head, block), pair-packed
+  L.wpk = L.qr + align16(size_t(H * even(dr) * max_qp) / 2);       // W_kv pair-packed per (head, panel)
+  L.threads = L.wpk + align16(size_t(H * panels(dk + dv) * kPanel * even(lat)) / 2);
   L.st = 0;
   L.alpha = L.st + align16(size_t(kTileRows * kQueryBlock));
   L.pk = L.alpha + align16(size_t(kQueryBlock));                    // P [block, tile] bf16
-  L.per_thread = L.pk + align16(size_t(kQueryBlock * kTileRows) / 2);
+  L.kvh = L.pk + align16(size_t(kQueryBlock * kTileRows) / 2);      // one head's K and V [tile, dk + dv]
+  L.per_thread = L.kvh + align16(size_t(kTileRows * (dk + dv)));
   L.total = L.threads + L.per_thread * size_t(n_threads);
   return L;
 }
@@ -96,7 +105,9 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
   const int64_t n_q = a.n_q, H = a.H, dq = a.dk + a.dr, kvw = a.dk + a.dv, ld_kv = H * kvw;
   const int64_t kv_dim = a.lat + a.dr, dk_e = even(a.dk), dr_e = even(a.dr);
   float* kv = a.scratch + L.kv;  // [tile, H, dk + dv]
-  float* qt = a.scratch + L.qt;  // [H, dq, n_q]
+  // Q^T per (head, query block), each block contiguous [dq, kQueryBlock]: the B operand of the
+  // score GEMM stays in a few KiB (rows n_q apart would alias in the L1 sets).
+  float* qt = a.scratch + L.qt;  // [H, blocks, dq, kQueryBlock]
   float* m = a.scratch + L.m;    // [H, n_q]
   float* l = a.scratch + L.l;    // [H, n_q]
   // bf16 cache: operands of gemm_bf16 (tile_ops.h layouts).
@@ -104,8 +115,16 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
   auto* kb = reinterpret_cast<uint16_t*>(a.scratch + L.kb);          // [H, tile, dk_e]
   auto* vb = reinterpret_cast<uint16_t*>(a.scratch + L.vb);          // [H][tile/2, dv, 2]
   auto* rp = reinterpret_cast<uint16_t*>(a.scratch + L.rp);          // [tile, dr_e]
-  auto* qk = reinterpret_cast<uint16_t*>(a.scratch + L.qk);          // [H][dk_e/2, n_q, 2]
-  auto* qr = reinterpret_cast<uint16_t*>(a.scratch + L.qr);          // [H][dr_e/2, n_q, 2]
+  auto* qk = reinterpret_cast<uint16_t*>(a.scratch + L.qk);          // [H, blocks][dk_e/2, kQueryBlock, 2]
+  auto* qr = reinterpret_cast<uint16_t*>(a.scratch + L.qr);          // [H, blocks][dr_e/2, kQueryBlock, 2]
+  const int64_t blocks = (n_q + kQueryBlock - 1) / kQueryBlock;
+  auto qt_block = [&](int64_t h, int64_t b) { return qt + (h * blocks + b) * dq * kQueryBlock; };
+  auto qk_block = [&](int64_t h, int64_t b) { return qk + (h * blocks + b) * dk_e * kQueryBlock; };
+  auto qr_block = [&](int64_t h, int64_t b) { return qr + (h * blocks + b) * dr_e * kQueryBlock; };
+  // Running outputs per (head, query block), contiguous, so that a task's C streams through
+  // the cache (out's rows are H·dv floats apart); copied to out at the end.
+  float* acc = a.scratch + L.acc;
+  auto acc_block = [&](int64_t h, int64_t b) { return acc + (h * blocks + b) * kQueryBlock * a.dv; };
   // The decompression reads bf16 rows exactly, so with BF16 weights it may use the bf16 dot
   // kernel (exact products) whatever the activation setting.
   Kernels dot_table = *ctx.k;
@@ -113,36 +132,59 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
   const Context dctx{ctx.pool, &dot_table};
 
   for_tasks(ctx, H, [&](int64_t h, int) {
-    // Q^T in blocks of 16 queries: 16 source rows read in step, 16 contiguous floats written.
-    for (int64_t i0 = 0; i0 < n_q; i0 += 16) {
-      const int64_t i1 = std::min(n_q, i0 + 16);
-      for (int64_t d = 0; d < dq; d++)
-        for (int64_t i = i0; i < i1; i++) qt[(h * dq + d) * n_q + i] = a.q[i * a.ldq + h * dq + d] * a.scale;
-    }
-    if (bf16) {
-      PackBf16Args p;  // Q_k^T [dk, n_q] and Q_r^T [dr, n_q], pair-packed
-      p.src = qt + h * dq * n_q;
-      p.rows = a.dk;
-      p.cols = n_q;
-      p.rs = n_q;
-      p.cs = 1;
-      p.dst = qk + h * dk_e * n_q;
-      p.ldd = 2 * n_q;
-      ctx.k->pack_bf16_pairs(p);
-      if (a.dr > 0) {
-        p.src = qt + (h * dq + a.dk) * n_q;
-        p.rows = a.dr;
-        p.dst = qr + h * dr_e * n_q;
+    for (int64_t b = 0; b < blocks; b++) {
+      const int64_t i0 = b * kQueryBlock, nb = std::min(kQueryBlock, n_q - i0);
+      float* qb = qt_block(h, b);
+      // 16 source rows read in step, 16 contiguous floats written.
+      for (int64_t j0 = 0; j0 < nb; j0 += 16) {
+        const int64_t j1 = std::min(nb, j0 + 16);
+        for (int64_t d = 0; d < dq; d++)
+          for (int64_t j = j0; j < j1; j++) qb[d * kQueryBlock + j] = a.q[(i0 + j) * a.ldq + h * dq + d] * a.scale;
+      }
+      if (bf16) {
+        PackBf16Args p;  // Q_k^T [dk, nb] and Q_r^T [dr, nb], pair-packed
+        p.src = qb;
+        p.rows = a.dk;
+        p.cols = nb;
+        p.rs = kQueryBlock;
+        p.cs = 1;
+        p.dst = qk_block(h, b);
+        p.ldd = 2 * kQueryBlock;
         ctx.k->pack_bf16_pairs(p);
+        if (a.dr > 0) {
+          p.src = qb + a.dk * kQueryBlock;
+          p.rows = a.dr;
+          p.dst = qr_block(h, b);
+          ctx.k->pack_bf16_pairs(p);
+        }
       }
     }
-    for (int64_t i = 0; i < n_q; i++) std::fill(a.out + i * a.ldo + h * a.dv, a.out + i * a.ldo + (h + 1) * a.dv, 0.f);
+    std::fill(acc_block(h, 0), acc_block(h + 1, 0), 0.f);
     std::fill(m + h * n_q, m + (h + 1) * n_q, -std::numeric_limits<float>::infinity());
     std::fill(l + h * n_q, l + (h + 1) * n_q, 0.f);
   });
 
+  // bf16 cache and BF16 weights: the decompression is a bf16 GEMM with the cache rows as A
+  // (exact products, as the matmul's bf16 dot path would compute them, without widening the
+  // rows or reducing dot products across lanes). W_kv is pair-packed once per call, per head
+  // in panels of kPanel columns: B(h, j)[k, n] = W_kv[h·(dk + dv) + j·kPanel + n, k].
+  const bool gemm_decomp = bf16 && a.w_kv->dtype == DType::BF16 && a.lat % 2 == 0;
+  auto* wpk = reinterpret_cast<uint16_t*>(a.scratch + L.wpk);
+  auto w_panel = [&](int64_t h, int64_t j) { return wpk + (h * panels(kvw) + j) * a.lat * kPanel; };
+  if (gemm_decomp) {
+    for_tasks(ctx, H * panels(kvw), [&](int64_t task, int) {
+      const int64_t h = task / panels(kvw), j = task % panels(kvw);
+      const int64_t n0 = h * kvw + j * kPanel, nn = std::min(kPanel, kvw - j * kPanel);
+      // The 32-bit pairs of W's rows, transposed: pair-packed [lat, nn] with rows of kPanel.
+      uint16_t* dst = w_panel(h, j);
+      for (int64_t n = 0; n < nn; n++) {
+        const auto* row = static_cast<const uint16_t*>(a.w_kv->row(n0 + n));
+        for (int64_t k2 = 0; k2 < a.lat / 2; k2++) std::memcpy(dst + 2 * (k2 * kPanel + n), row + 2 * k2, 4);
+      }
+    });
+  }
+
   const int64_t n_keys = a.ctx0 + n_q;
-  const int64_t blocks = (n_q + kQueryBlock - 1) / kQueryBlock;
   for (int64_t t0 = 0; t0 < n_keys;) {
     const int64_t tn = tile_rows(t0, n_keys, kTileRows, a.page_rows);
     const void* page = a.pages[t0 / a.page_rows];
@@ -150,23 +192,45 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
     const float* rows = nullptr;  // fp32 cache: the tile in place
     if (bf16) {
       const uint16_t* r16 = static_cast<const uint16_t*>(page) + in_page * kv_dim;
-      convert_to_f32(DType::BF16, r16, wide, size_t(tn * kv_dim));
-      matmul_strided(dctx, *a.w_kv, wide, tn, kv_dim, kv, ld_kv);
       for (int64_t r = 0; r < tn; r++) {
         std::copy(r16 + r * kv_dim + a.lat, r16 + (r + 1) * kv_dim, rp + r * dr_e);
         if (a.dr % 2) rp[r * dr_e + a.dr] = 0;
       }
-      for_tasks(ctx, H, [&](int64_t h, int) {
+      if (!gemm_decomp) {  // widen the tile and use the weight format's matmul
+        convert_to_f32(DType::BF16, r16, wide, size_t(tn * kv_dim));
+        matmul_strided(dctx, *a.w_kv, wide, tn, kv_dim, kv, ld_kv);
+      }
+      for_tasks(ctx, H, [&](int64_t h, int thread) {
+        const float* src = kv + h * kvw;  // K(h) and V(h) of the tile as fp32 rows
+        int64_t lds = ld_kv;
+        if (gemm_decomp) {  // [tile, dk + dv] = rows[:, :lat] · W_kv(h)ᵀ, the rows as A straight from the page
+          float* kvh = a.scratch + L.threads + size_t(thread) * L.per_thread + L.kvh;
+          for (int64_t j = 0; j < panels(kvw); j++) {
+            GemmBf16Args g;
+            g.M = tn;
+            g.N = std::min(kPanel, kvw - j * kPanel);
+            g.K = a.lat;
+            g.a = r16;
+            g.lda = kv_dim;
+            g.b = w_panel(h, j);
+            g.ldb = 2 * kPanel;
+            g.c = kvh + j * kPanel;
+            g.ldc = kvw;
+            ctx.k->gemm_bf16(g);
+          }
+          src = kvh;
+          lds = kvw;
+        }
         PackBf16Args p;  // K(h) as rows [tile, dk_e], V(h) pair-packed [tile/2, dv, 2]
-        p.src = kv + h * kvw;
+        p.src = src;
         p.rows = tn;
         p.cols = a.dk;
-        p.rs = ld_kv;
+        p.rs = lds;
         p.cs = 1;
         p.dst = kb + h * kTileRows * dk_e;
         p.ldd = dk_e;
         ctx.k->pack_bf16_rows(p);
-        p.src = kv + h * kvw + a.dk;
+        p.src = src + a.dk;
         p.cols = a.dv;
         p.dst = vb + h * kTileRows * a.dv;
         p.ldd = 2 * a.dv;
@@ -180,7 +244,7 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
     const int64_t first_block = std::max<int64_t>(0, t0 - a.ctx0) / kQueryBlock;  // earlier queries see none
     const int64_t live_blocks = blocks - first_block;
     for_tasks(ctx, H * live_blocks, [&](int64_t task, int thread) {
-      const int64_t h = task / live_blocks, i0 = (first_block + task % live_blocks) * kQueryBlock;
+      const int64_t h = task / live_blocks, blk = first_block + task % live_blocks, i0 = blk * kQueryBlock;
       const int64_t nb = std::min(kQueryBlock, n_q - i0);
       float* ts = a.scratch + L.threads + size_t(thread) * L.per_thread;
       float* st = ts + L.st;  // [tn, nb]
@@ -193,8 +257,8 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
         s.K = dk_e;
         s.a = kb + h * kTileRows * dk_e;
         s.lda = dk_e;
-        s.b = qk + h * dk_e * n_q + 2 * i0;
-        s.ldb = 2 * n_q;
+        s.b = qk_block(h, blk);
+        s.ldb = 2 * kQueryBlock;
         s.c = st;
         s.ldc = nb;
         ctx.k->gemm_bf16(s);
@@ -202,7 +266,7 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
           s.K = dr_e;
           s.a = rp;
           s.lda = dr_e;
-          s.b = qr + h * dr_e * n_q + 2 * i0;
+          s.b = qr_block(h, blk);
           s.accumulate = true;
           ctx.k->gemm_bf16(s);
         }
@@ -213,8 +277,8 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
         s.K = a.dk;
         s.a = kv + h * kvw;
         s.a_rs = ld_kv;
-        s.b = qt + h * dq * n_q + i0;
-        s.ldb = n_q;
+        s.b = qt_block(h, blk);
+        s.ldb = kQueryBlock;
         s.c = st;
         s.ldc = nb;
         ctx.k->gemm_f32(s);
@@ -222,7 +286,7 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
           s.K = a.dr;
           s.a = rows + a.lat;
           s.a_rs = kv_dim;
-          s.b = qt + (h * dq + a.dk) * n_q + i0;
+          s.b = qt_block(h, blk) + a.dk * kQueryBlock;
           s.accumulate = true;
           ctx.k->gemm_f32(s);
         }
@@ -260,8 +324,8 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
         o.lda = kTileRows;
         o.b = vb + h * kTileRows * a.dv;
         o.ldb = 2 * a.dv;
-        o.c = a.out + i0 * a.ldo + h * a.dv;
-        o.ldc = a.ldo;
+        o.c = acc_block(h, blk);
+        o.ldc = a.dv;
         o.accumulate = true;
         o.row_scale = alpha;
         ctx.k->gemm_bf16(o);
@@ -275,8 +339,8 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
         o.a_cs = nb;
         o.b = kv + h * kvw + a.dk;
         o.ldb = ld_kv;
-        o.c = a.out + i0 * a.ldo + h * a.dv;
-        o.ldc = a.ldo;
+        o.c = acc_block(h, blk);
+        o.ldc = a.dv;
         o.accumulate = true;
         o.row_scale = alpha;
         ctx.k->gemm_f32(o);
@@ -288,8 +352,9 @@ void latent_attention_decompressed(const Context& ctx, const LatentDecompArgs& a
   for_tasks(ctx, H, [&](int64_t h, int) {
     for (int64_t i = 0; i < n_q; i++) {
       const float inv = 1.f / l[h * n_q + i];
+      const float* src = acc_block(h, i / kQueryBlock) + (i % kQueryBlock) * a.dv;
       float* o = a.out + i * a.ldo + h * a.dv;
-      for (int64_t e = 0; e < a.dv; e++) o[e] *= inv;
+      for (int64_t e = 0; e < a.dv; e++) o[e] = src[e] * inv;
     }
   });
 }
