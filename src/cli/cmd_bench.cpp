@@ -113,13 +113,13 @@ void add_bench_command(CLI::App& app, int& rc) {
       nlohmann::json rows = run_bench(*e, bo, lim, [&](const nlohmann::json& j) {
         if (o->json) return;
         if (!header) {
-          std::printf("| %-36s | %7s | %7s | %8s | %12s | %10s | %10s |\n", "model", "threads", "test", "depth", "t/s",
+          std::printf("| %-44s | %7s | %7s | %8s | %12s | %10s | %10s |\n", "model", "threads", "test", "depth", "t/s",
                       "% of limit", "peak RSS");
           std::printf("| %s | ------: | ------: | -------: | -----------: | ---------: | ---------: |\n",
-                      std::string(36, '-').c_str());
+                      std::string(44, '-').c_str());
           header = true;
         }
-        std::printf("| %-36s | %7d | %7s | %8lld | %12.2f | %9.1f%% | %6.2f GiB |\n", model_name.c_str(),
+        std::printf("| %-44s | %7d | %7s | %8lld | %12.2f | %9.1f%% | %6.2f GiB |\n", model_name.c_str(),
                     j["threads"].get<int>(), j["test"].get<std::string>().c_str(), (long long)j["depth"].get<int64_t>(),
                     j["tokens_per_s"].get<double>(), 100 * j["fraction_of_limit"].get<double>(),
                     double(j["peak_rss_bytes"].get<int64_t>()) / (1 << 30));
