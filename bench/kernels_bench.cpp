@@ -11,6 +11,8 @@
 //            the same tiles, in ns per call.
 // Usage: kernels_bench [max_threads]   (default: every core this process may use)
 //        kernels_bench tiles           (the tile GEMMs only)
+//        kernels_bench matmul [threads] (the compute-bound matmul shapes only, n = 16..512, on
+//                                        the widest ISA: prompt, expert and MLP shapes)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -253,6 +255,26 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "tiles") {
     std::printf("cpu: %s\n", cpu.describe().c_str());
     bench_tiles(cpu);
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "matmul") {
+    const int nt = argc > 2 ? std::max(1, std::atoi(argv[2])) : default_thread_count();
+    std::vector<int> tc = {1};
+    if (nt > 1) tc.push_back(nt);
+    std::vector<Variant> fast;
+    for (const Variant& v : variants(cpu))
+      if (v.k.isa == Isa::Avx512 || (v.k.isa == Isa::Avx2 && !cpu.supports(Isa::Avx512)))
+        fast.push_back(v);
+    std::printf("cpu: %s\n", cpu.describe().c_str());
+    bench_matmul("expert", 1024, 2304, 16, fast, tc);
+    bench_matmul("expert", 1024, 2304, 32, fast, tc);
+    bench_matmul("expert", 1024, 2304, 64, fast, tc);
+    bench_matmul("expert", 1024, 2304, 128, fast, tc);
+    bench_matmul("attention out", 2304, 1024, 64, fast, tc);
+    bench_matmul("dense MLP down", 2304, 9216, 64, fast, tc);
+    bench_matmul("prompt", 1024, 2304, 512, fast, tc);
+    bench_matmul("dense MLP up", 9216, 2304, 512, fast, tc);
+    bench_matmul("dense MLP down", 2304, 9216, 512, fast, tc);
     return 0;
   }
   const int max_threads = argc > 1 ? std::max(1, std::atoi(argv[1])) : default_thread_count();

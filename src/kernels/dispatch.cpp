@@ -126,6 +126,13 @@ constexpr int64_t kTasksPerThread = 4;
 // Larger batches are compute bound: a task's weight rows should stay in L2 while every token
 // tile passes over them (the kernels block their rows the same way inside a task).
 constexpr int64_t kTaskWeightBytes = 256 * 1024;
+// From about this many tokens on, the AVX-512 kernels run a call as a packed GEMM over panels of
+// 64 rows, chunks of 128 (matmul_avx512.cpp, kGemmMinTokens; the bf16 dot path of a wide weight
+// from n > 6): a task gets at least one whole chunk, so that its panels are full and each pass
+// over x serves 128 outputs of every token (a wide weight, e.g. 2304 x 9216, would otherwise
+// give tasks of 16 rows). The row-tiled kernels below that n block their rows themselves.
+constexpr int64_t kGemmTokens = 16;
+constexpr int64_t kGemmTaskRows = 128;
 // A task must do at least this many multiply-adds to pay for its hand-off (~microseconds).
 constexpr int64_t kMinTaskMacs = 64 * 1024;
 
@@ -150,6 +157,7 @@ void matmul_strided(const Context& ctx, const WeightView& w, const float* x, int
   } else {
     const int64_t row_bytes = std::max<int64_t>(1, int64_t(w.row_bytes()));
     per = std::max<int64_t>(kRowAlign, kTaskWeightBytes / row_bytes);
+    if (n >= kGemmTokens) per = std::max(per, kGemmTaskRows);
     per = std::min(per, (w.rows + threads - 1) / threads);  // at least one task per thread
   }
   per = round_up(std::max(per, kMinTaskMacs / macs_per_row), kRowAlign);

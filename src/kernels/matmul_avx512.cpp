@@ -22,7 +22,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/x86_impl.h"
@@ -39,6 +42,11 @@ constexpr int kRows = 4;    // rows per tile
 constexpr int kTokens = 6;  // most tokens per tile (4·6 accumulators)
 // Weight bytes of one row block: half of a 512 KiB..2 MiB L2, leaving the rest for the x tiles.
 constexpr size_t kRowBlockBytes = 256 * 1024;
+// From this many tokens on, a call runs as a packed GEMM (see the prompts section below): below,
+// packing W costs more than the GEMM's better FMA rate wins (measured on Zen 5: break-even near
+// n = 64-96; +10-25% at n = 128-512). The bf16 dot path switches at the same n, and from n > 6
+// on already when its stack buffer of x would hold less than one token tile (K > 5461).
+constexpr int64_t kGemmMinTokens = 96;
 
 // Weight formats: 16 consecutive weights at byte address p, widened to fp32. load_tail reads
 // only the lanes set in m (masked loads never touch the others, so row ends are not over-read).
@@ -211,9 +219,269 @@ void for_token_tiles(int64_t n, F&& f) {
   }
 }
 
+KL_INLINE __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh&>(v); }
+
+// ---- prompts: packed GEMM (n >= kGemmMinTokens) ----
+//
+// The call's rows are the columns of C = x·Wᵀ. Per chunk of kChunkRows rows and K-block, W's
+// block is widened to fp32 and transposed (16 x 16 blocks in registers) into panels of up to 64
+// columns, P[k][j] = W[j0 + j, k0 + k]; the register tiles then run over every token: MR tokens x
+// NV vectors of 16 columns, each step NV panel loads, MR broadcasts of x[t, k], MR·NV FMAs. The
+// first K-block stores y, the later ones add to it. A 64 x 256 fp32 panel is 64 KiB (L2; a
+// 32 KiB one for L1 measured no faster); the x block [n, 256] is read in place (a contiguous
+// copy measured slower).
+// The bf16 dot variant packs W's pairs without widening (P[k/2][j] = the 32-bit pair of row j)
+// and rounds x's block to bf16 once per chunk and K-block.
+
+// 6 tokens x 4 vectors: 24 accumulators + 4 panel vectors + a broadcast (as tile_ops' gemm_f32).
+constexpr int kPanelVecs = 4;
+constexpr int64_t kPanelCols = 16 * kPanelVecs;
+constexpr int64_t kChunkRows = 128;  // rows (panels) packed per K-block: 128 KiB of fp32 panels
+constexpr int64_t kKBlock = 256;     // fp32 panel: 64 x 256 x 4 B = 64 KiB (L2)
+constexpr int64_t kKBlockDot = 256;  // bf16 pairs: 128 pairs x 64 x 4 B = 32 KiB
+constexpr int64_t kXbTokens = 256;   // tokens of x rounded at a time: 256 x 256 x 2 B = 128 KiB
+
+KL_INLINE __mmask16 lanes16(int64_t n) {
+  return n <= 0 ? __mmask16(0) : n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+}
+KL_INLINE __mmask32 lanes32(int64_t n) {
+  return n <= 0 ? __mmask32(0) : n >= 32 ? ~__mmask32(0) : __mmask32((1u << n) - 1);
+}
+
+// In-register transpose of a 16 x 16 block of 32-bit values: r[i] lane j <- r[j] lane i.
+KL_INLINE void transpose16(__m512i (&r)[16]) {
+  __m512i t[16], u[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    u[4 * g + 0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; c++) {
+    const __m512i w0 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i w1 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512i w2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i w3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    r[c] = _mm512_shuffle_i32x4(w0, w2, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + c] = _mm512_shuffle_i32x4(w0, w2, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + c] = _mm512_shuffle_i32x4(w1, w3, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_shuffle_i32x4(w1, w3, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// p[k·ldp + j] = W[j, k0 + k] (fp32) for k < kc, j < nrows; 0 for nrows <= j < ldp (ldp is a
+// multiple of 16). w: row 0 of the panel, ldw bytes per row. Reads nothing past column k0 + kc.
+template <class W>
+void pack_panel(const char* w, size_t ldw, int64_t nrows, int64_t k0, int64_t kc, float* p,
+                int64_t ldp) {
+  if constexpr (std::is_same_v<W, BF16W>) {
+    // bf16: transpose 32-bit pairs (16 rows x 32 k per 16 x 16 block, half the shuffles of a
+    // widened transpose), then split each pair: even k shifted up, odd k with the low half cleared.
+    const int64_t pairs = (kc + 1) / 2;
+    const __m512i hi_half = _mm512_set1_epi32(int32_t(0xffff0000u));
+    for (int64_t j0 = 0; j0 < ldp; j0 += 16) {
+      const int64_t nr = std::min<int64_t>(16, nrows - j0);
+      const char* wj = w + size_t(j0) * ldw + size_t(k0) * 2;
+      for (int64_t qq = 0; qq < pairs; qq += 16) {
+        __m512i r[16];
+        const char* src = wj + size_t(qq) * 4;
+        if (2 * qq + 32 <= kc) {
+#pragma GCC unroll 16
+          for (int i = 0; i < 16; i++)
+            r[i] = i < nr ? _mm512_loadu_si512(src + size_t(i) * ldw) : _mm512_setzero_si512();
+        } else {
+          const __mmask32 m = lanes32(kc - 2 * qq);
+#pragma GCC unroll 16
+          for (int i = 0; i < 16; i++)
+            r[i] = i < nr ? _mm512_maskz_loadu_epi16(m, src + size_t(i) * ldw)
+                          : _mm512_setzero_si512();
+        }
+        transpose16(r);
+        float* d = p + 2 * qq * ldp + j0;
+        if (2 * qq + 32 <= kc) {
+#pragma GCC unroll 16
+          for (int i = 0; i < 16; i++) {
+            _mm512_store_si512(d + 2 * i * ldp, _mm512_slli_epi32(r[i], 16));
+            _mm512_store_si512(d + (2 * i + 1) * ldp, _mm512_and_si512(r[i], hi_half));
+          }
+        } else {
+          const int64_t nk = kc - 2 * qq;
+          for (int i = 0; 2 * i < nk; i++) {
+            _mm512_store_si512(d + 2 * i * ldp, _mm512_slli_epi32(r[i], 16));
+            if (2 * i + 1 < nk)
+              _mm512_store_si512(d + (2 * i + 1) * ldp, _mm512_and_si512(r[i], hi_half));
+          }
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t j0 = 0; j0 < ldp; j0 += 16) {
+    const int64_t nr = std::min<int64_t>(16, nrows - j0);
+    const char* wj = w + size_t(j0) * ldw + size_t(k0) * W::kSize;
+    for (int64_t kk = 0; kk < kc; kk += 16) {
+      __m512i r[16];
+      const char* src = wj + size_t(kk) * W::kSize;
+      if (kk + 16 <= kc) {
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+          r[i] = i < nr ? _mm512_castps_si512(W::load(src + size_t(i) * ldw)) : _mm512_setzero_si512();
+      } else {
+        const __mmask16 m = lanes16(kc - kk);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+          r[i] = i < nr ? _mm512_castps_si512(W::load_tail(src + size_t(i) * ldw, m))
+                        : _mm512_setzero_si512();
+      }
+      transpose16(r);
+      float* d = p + kk * ldp + j0;
+      const int64_t nk = std::min<int64_t>(16, kc - kk);
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; i++)
+        if (i < nk) _mm512_store_si512(d + i * ldp, r[i]);
+    }
+  }
+}
+
+// y[t, j] (+)= Σ_k x[t, k]·p[k, j] for MR tokens x NV vectors of columns (the last one `last`).
+template <int MR, int NV>
+void gemm_tile(const float* x, int64_t ldx, const float* p, int64_t kc, float* y, int64_t ldy,
+               __mmask16 last, bool first) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; k++, p += 16 * NV) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) bv[j] = _mm512_load_ps(p + 16 * j);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+      const __m512 av = _mm512_set1_ps(x[i * ldx + k]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++) {
+    float* c = y + i * ldy;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) {
+      const __mmask16 m = j + 1 < NV ? __mmask16(0xffff) : last;
+      if (!first) acc[i][j] = _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m, c + 16 * j));
+      _mm512_mask_storeu_ps(c + 16 * j, m, acc[i][j]);
+    }
+  }
+}
+
+// The same over the pair-packed bf16 panel (p[q·16·NV + j] = W's pair q of column j) and x
+// rounded to bf16 (xb: ldxb bf16 per token, pairs·2 of them read).
+template <int MR, int NV>
+void gemm_tile_dot(const uint16_t* xb, int64_t ldxb, const uint32_t* p, int64_t pairs, float* y,
+                   int64_t ldy, __mmask16 last, bool first) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t q = 0; q < pairs; q++, p += 16 * NV) {
+    __m512i bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) bv[j] = _mm512_load_si512(p + 16 * j);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+      int32_t pair;
+      std::memcpy(&pair, xb + i * ldxb + 2 * q, 4);
+      const __m512bh av = as_bh(_mm512_set1_epi32(pair));
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, as_bh(bv[j]));
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++) {
+    float* c = y + i * ldy;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) {
+      const __mmask16 m = j + 1 < NV ? __mmask16(0xffff) : last;
+      if (!first) acc[i][j] = _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m, c + 16 * j));
+      _mm512_mask_storeu_ps(c + 16 * j, m, acc[i][j]);
+    }
+  }
+}
+
+using GemmTileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t,
+                            __mmask16, bool);
+using GemmTileDotFn = void (*)(const uint16_t*, int64_t, const uint32_t*, int64_t, float*,
+                               int64_t, __mmask16, bool);
+
+template <int NV, int... I>
+constexpr std::array<GemmTileFn, sizeof...(I)> gemm_tiles_for(std::integer_sequence<int, I...>) {
+  return {&gemm_tile<I + 1, NV>...};
+}
+template <int NV, int... I>
+constexpr std::array<GemmTileDotFn, sizeof...(I)> gemm_tiles_dot_for(
+    std::integer_sequence<int, I...>) {
+  return {&gemm_tile_dot<I + 1, NV>...};
+}
+using TokenSeq = std::make_integer_sequence<int, kTokens>;
+// [NV - 1][MR - 1]
+constexpr std::array<std::array<GemmTileFn, kTokens>, kPanelVecs> kGemmTiles = {
+    gemm_tiles_for<1>(TokenSeq{}), gemm_tiles_for<2>(TokenSeq{}), gemm_tiles_for<3>(TokenSeq{}),
+    gemm_tiles_for<4>(TokenSeq{})};
+constexpr std::array<std::array<GemmTileDotFn, kTokens>, kPanelVecs> kGemmTilesDot = {
+    gemm_tiles_dot_for<1>(TokenSeq{}), gemm_tiles_dot_for<2>(TokenSeq{}),
+    gemm_tiles_dot_for<3>(TokenSeq{}), gemm_tiles_dot_for<4>(TokenSeq{})};
+
+// The panels of one chunk: [j0, j0 + width) of the chunk's rows, packed at offset (j0 - c0)·kc.
+template <class F>
+void for_panels(int64_t c0, int64_t c1, F&& f) {
+  for (int64_t j0 = c0; j0 < c1; j0 += kPanelCols) {
+    const int64_t width = std::min(kPanelCols, c1 - j0);
+    const int nv = int((width + 15) / 16);
+    f(j0, width, nv, lanes16(width - 16 * (nv - 1)));
+  }
+}
+
+template <class W>
+__attribute__((noinline)) void gemm_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  const WeightView& w = *a.w;
+  const size_t ldw = w.row_bytes();
+  const int64_t K = w.cols;
+  alignas(64) float panels[kChunkRows * kKBlock];  // 64 KiB
+  auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
+  for (int64_t c0 = r0; c0 < r1; c0 += kChunkRows) {
+    const int64_t c1 = std::min(r1, c0 + kChunkRows);
+    for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
+      const int64_t kc = std::min(kKBlock, K - k0);
+      for_panels(c0, c1, [&](int64_t j0, int64_t width, int nv, __mmask16) {
+        pack_panel<W>(at(j0), ldw, width, k0, kc, panels + (j0 - c0) * kc, 16 * nv);
+      });
+      for_panels(c0, c1, [&](int64_t j0, int64_t, int nv, __mmask16 last) {
+        const float* p = panels + (j0 - c0) * kc;
+        for_token_tiles(a.n, [&](int64_t t0, int T) {
+          kGemmTiles[size_t(nv - 1)][size_t(T - 1)](a.x + t0 * a.ldx + k0, a.ldx, p, kc,
+                                                    a.y + t0 * a.ldy + j0, a.ldy, last, k0 == 0);
+        });
+      });
+    }
+  }
+}
+
 template <class W>
 void matmul_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (a.n <= 0 || r1 <= r0) return;
+  if (a.n >= kGemmMinTokens && a.w->cols > 0) {
+    gemm_rows<W>(a, r0, r1);
+    return;
+  }
   const int64_t rb = row_block(a.w->row_bytes());
   const bool stream = a.n <= kTokens;  // one token tile: every weight byte read once, from DRAM
   for (int64_t b0 = r0; b0 < r1; b0 += rb) {
@@ -247,7 +515,71 @@ void round_to_bf16(const float* x, int64_t cols, int64_t ldxb, uint16_t* xb) {
   }
 }
 
-KL_INLINE __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh&>(v); }
+// p[q·ldp + j] = W[j, k0 + 2q], W[j, k0 + 2q + 1] (a 32-bit pair; 0 past k0 + kc) for
+// q < (kc + 1) / 2, j < nrows; 0 for nrows <= j < ldp. A 32-bit transpose of W's rows.
+void pack_panel_dot(const char* w, size_t ldw, int64_t nrows, int64_t k0, int64_t kc, uint32_t* p,
+                    int64_t ldp) {
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t j0 = 0; j0 < ldp; j0 += 16) {
+    const int64_t nr = std::min<int64_t>(16, nrows - j0);
+    const char* wj = w + size_t(j0) * ldw + size_t(k0) * 2;
+    for (int64_t qq = 0; qq < pairs; qq += 16) {
+      __m512i r[16];
+      const char* src = wj + size_t(qq) * 4;
+      if (2 * qq + 32 <= kc) {
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+          r[i] = i < nr ? _mm512_loadu_si512(src + size_t(i) * ldw) : _mm512_setzero_si512();
+      } else {
+        const __mmask32 m = lanes32(kc - 2 * qq);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+          r[i] = i < nr ? _mm512_maskz_loadu_epi16(m, src + size_t(i) * ldw) : _mm512_setzero_si512();
+      }
+      transpose16(r);
+      uint32_t* d = p + qq * ldp + j0;
+      const int64_t nq = std::min<int64_t>(16, pairs - qq);
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; i++)
+        if (i < nq) _mm512_store_si512(d + i * ldp, r[i]);
+    }
+  }
+}
+
+// The GEMM path of matmul_rows_bf16_dot: per chunk and K-block, the pair-packed panels (64 KiB)
+// and x's block rounded to bf16 kXbTokens tokens at a time (128 KiB).
+__attribute__((noinline)) void gemm_rows_dot(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  const WeightView& w = *a.w;
+  const size_t ldw = w.row_bytes();
+  const int64_t K = w.cols;
+  alignas(64) uint32_t panels[kChunkRows * kKBlockDot / 2];
+  alignas(64) uint16_t xb[kXbTokens * kKBlockDot];
+  auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
+  for (int64_t c0 = r0; c0 < r1; c0 += kChunkRows) {
+    const int64_t c1 = std::min(r1, c0 + kChunkRows);
+    for (int64_t k0 = 0; k0 < K; k0 += kKBlockDot) {
+      const int64_t kc = std::min(kKBlockDot, K - k0);
+      const int64_t pairs = (kc + 1) / 2;
+      const int64_t ldxb = (kc + 31) / 32 * 32;
+      for_panels(c0, c1, [&](int64_t j0, int64_t width, int nv, __mmask16) {
+        pack_panel_dot(at(j0), ldw, width, k0, kc, panels + (j0 - c0) * pairs, 16 * nv);
+      });
+      for (int64_t x0 = 0; x0 < a.n; x0 += kXbTokens) {
+        const int64_t nx = std::min(kXbTokens, a.n - x0);
+        for (int64_t t = 0; t < nx; t++)
+          round_to_bf16(a.x + (x0 + t) * a.ldx + k0, kc, ldxb, xb + t * ldxb);
+        for_panels(c0, c1, [&](int64_t j0, int64_t, int nv, __mmask16 last) {
+          const uint32_t* p = panels + (j0 - c0) * pairs;
+          for_token_tiles(nx, [&](int64_t t0, int T) {
+            kGemmTilesDot[size_t(nv - 1)][size_t(T - 1)](xb + t0 * ldxb, ldxb, p, pairs,
+                                                         a.y + (x0 + t0) * a.ldy + j0, a.ldy,
+                                                         last, k0 == 0);
+          });
+        });
+      }
+    }
+  }
+}
 
 template <int R, int T, int U>
 KL_INLINE void tile_dot(const char* w, size_t ldw, const uint16_t* xb, int64_t ldxb, int64_t cols,
@@ -346,6 +678,12 @@ void matmul_rows_f16(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows<
 // need a heap buffer of one token.
 void matmul_rows_bf16_dot(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (a.n <= 0 || r1 <= r0) return;
+  const int64_t ldxb_full = (a.w->cols + 31) / 32 * 32;
+  if (a.w->cols > 0 &&
+      (a.n >= kGemmMinTokens || (a.n > kTokens && kXbElems / ldxb_full < kTokens))) {
+    gemm_rows_dot(a, r0, r1);
+    return;
+  }
   const WeightView& w = *a.w;
   const int64_t ldxb = (w.cols + 31) / 32 * 32;
   alignas(64) uint16_t stack_buf[kXbElems];

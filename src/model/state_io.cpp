@@ -132,9 +132,10 @@ SequenceState load_state(const Model& m, const std::string& path, std::vector<in
       for (int64_t t = 0; t < nt; t++) get(c.row_mut(t), bytes);
     } else {
       wide.resize(size_t(c.width()));
+      std::vector<float> raw(size_t(c.width()));  // the file's row, aligned (the payload need not be)
       for (int64_t t = 0; t < nt; t++) {
-        convert_to_f32(file_dtype, q, wide.data(), size_t(c.width()));
-        q += bytes;
+        get(raw.data(), bytes);
+        convert_to_f32(file_dtype, raw.data(), wide.data(), size_t(c.width()));
         c.write_row(t, wide.data());
       }
     }

@@ -196,11 +196,59 @@ INSTANTIATE_TEST_SUITE_P(Formats, MatmulSweep,
                          ::testing::Values(DType::F32, DType::BF16, DType::F16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
+// Prompt-sized calls (the AVX-512 kernels switch to a packed GEMM from n = 96): tokens past the
+// switch and past one 256-token chunk of x, K past one or several K-blocks (256) and not a
+// multiple of 16, rows over several 128-row chunks with partial 64-row panels, and row splits
+// (rows / 3) at no multiple of anything. Also through the bf16 dot path against its twin.
+std::vector<Shape> prompt_shapes() {
+  return {{200, 300, 96}, {131, 513, 100}, {67, 257, 131}, {1, 17, 97},  {129, 16, 96},
+          {65, 1000, 97}, {70, 40, 300},   {3, 1, 96},     {16, 2, 120}, {257, 33, 98}};
+}
+
+TEST(MatmulPrompt, MatchesScalarTwinOnEveryIsa) {
+  uint32_t seed = 300;
+  for (const Shape& s : prompt_shapes()) {
+    const int64_t ldx = s.cols + 3, ldy = s.rows + 5;
+    std::vector<float> x = make_x(s.n, s.cols, ldx, seed++);
+    for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+      TestWeight aligned(dt, s.rows, s.cols, 0, seed);
+      std::vector<float> ref =
+          twin(scalar_kernels().matmul_rows[size_t(dt)], aligned.view, x.data(), s.n, ldx);
+      std::vector<double> bound = abs_bound(aligned, x.data(), s.n, ldx);
+      for (size_t offset : {size_t(0), size_t(1)}) {
+        TestWeight w(dt, s.rows, s.cols, offset, seed);
+        for (Isa isa : machine_isas()) {
+          if (isa == Isa::Scalar) continue;
+          std::vector<float> y;
+          run_rows_kernel(table(isa).matmul_rows[size_t(dt)], w.view, x.data(), s.n, ldx, y, ldy);
+          expect_close(y, ldy, ref, bound, s.n, s.rows, describe(isa, dt, s, offset));
+        }
+      }
+      if (dt == DType::BF16) {
+        std::vector<float> ref_dot =
+            twin(scalar_kernels().matmul_rows_bf16_dot, aligned.view, x.data(), s.n, ldx);
+        std::vector<double> bound_dot = abs_bound(aligned, x.data(), s.n, ldx, true);
+        TestWeight w(dt, s.rows, s.cols, 2, seed);
+        for (Isa isa : machine_isas()) {
+          if (isa == Isa::Scalar || !table(isa).matmul_rows_bf16_dot) continue;
+          std::vector<float> y;
+          run_rows_kernel(table(isa).matmul_rows_bf16_dot, w.view, x.data(), s.n, ldx, y, ldy);
+          expect_close(y, ldy, ref_dot, bound_dot, s.n, s.rows,
+                       "bf16-dot " + describe(isa, dt, s, 2));
+        }
+      }
+      if (HasFailure()) return;
+    }
+    seed++;
+  }
+}
+
 // The threaded driver over pools of 1 and 2 threads: its split of rows (and of tokens when the
 // weight has few rows) must cover every output exactly once.
 TEST(MatmulDriver, ThreadedMatchesScalarTwin) {
   const std::vector<Shape> shapes = {{1000, 2304, 1}, {1000, 65, 17}, {7, 1000, 64}, {65, 128, 5},
-                                     {4096, 64, 2},   {300, 300, 64}, {1, 2304, 33}, {33, 17, 1}};
+                                     {4096, 64, 2},   {300, 300, 64}, {1, 2304, 33}, {33, 17, 1},
+                                     {300, 300, 100}, {700, 70, 130}, {9, 500, 200}};
   uint32_t seed = 100;
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
@@ -291,7 +339,7 @@ TEST(MatmulBf16Dot, MatchesItsTwin) {
 
 // Rows wider than the kernel's 64 KiB activation buffer, and enough tokens for several chunks.
 TEST(MatmulBf16Dot, WideRowsAndManyTokens) {
-  const std::vector<Shape> shapes = {{9, 40000, 2}, {70, 2304, 40}, {5, 9216, 7}};
+  const std::vector<Shape> shapes = {{9, 40000, 2}, {70, 2304, 40}, {5, 9216, 7}, {20, 6001, 13}};
   uint32_t seed = 900;
   for (const Shape& s : shapes) {
     std::vector<float> x = make_x(s.n, s.cols, s.cols, seed++);
