@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "kernels/machine_limits.h"
 #include "model/weights.h"
+#include "model/workspace.h"
 
 namespace kl {
 
@@ -65,6 +66,18 @@ TokenCost token_cost(const Model& m) {
   return t;
 }
 
+double mla_attention_flops(const Model& m, int64_t n, int64_t ctx0) {
+  const KimiConfig& c = m.config();
+  const double lat = double(c.kv_lora_rank), r = double(c.qk_rope_head_dim);
+  const double nope = double(c.qk_nope_head_dim), v = double(c.v_head_dim);
+  const double pairs = double(n) * double(ctx0) + double(n) * double(n + 1) / 2;
+  // Multiply-adds per head, as in mla.cpp's cost comparison.
+  const double macs = mla_cheaper_form(c, n, ctx0) == MlaForm::Absorbed
+                          ? pairs * (2 * lat + r) + double(n) * (nope + v) * lat
+                          : double(ctx0 + n) * (nope + v) * lat + pairs * (nope + r + v);
+  return 2.0 * macs * double(c.num_attention_heads) * double(c.n_mla_layers());
+}
+
 MachineLimits measure_limits(Engine& e, const BenchOptions& o) {
   MachineLimits l;
   l.bandwidth_gbs = measure_read_bandwidth_gbs(e.pool(), o.bandwidth_buffer_bytes);
@@ -111,14 +124,18 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
         best = std::max(best, double(o.n_prompt) / sec);
         rss = std::max(rss, peak_rss_bytes());
       }
-      const double frac = lim.peak_gflops > 0 ? best * cost.prefill_flops / (lim.peak_gflops * 1e9) : 0;
+      // Matmul FLOPs of the weights plus those of MLA attention over the context (per token).
+      const double attn_flops = mla_attention_flops(e.model(), o.n_prompt, depth) / double(o.n_prompt);
+      const double frac =
+          lim.peak_gflops > 0 ? best * (cost.prefill_flops + attn_flops) / (lim.peak_gflops * 1e9) : 0;
       nlohmann::json j = {{"test", "pp" + std::to_string(o.n_prompt)},
                           {"depth", depth},
                           {"threads", e.pool().size()},
                           {"tokens_per_s", best},
                           {"fraction_of_limit", frac},
                           {"limit", "peak matmul " + lim.peak_kind},
-                          {"flops_per_token", cost.prefill_flops},
+                          {"flops_per_token", cost.prefill_flops + attn_flops},
+                          {"attention_flops_per_token", attn_flops},
                           {"cache_type", cache_type},
                           {"peak_rss_bytes", rss}};
       report(j);

@@ -28,6 +28,10 @@ struct TokenCost {
   double prefill_flops = 0;         // matmul FLOPs per prompt token (lm_head excluded)
 };
 TokenCost token_cost(const Model& m);
+// FLOPs of MLA attention (all MLA layers, every head) for n prompt tokens after ctx0 cached ones,
+// in the form the model picks (mla_cheaper_form): the products over the cache that grow with
+// the context. The KDA core and the softmax are not counted.
+double mla_attention_flops(const Model& m, int64_t n, int64_t ctx0);
 
 struct MachineLimits {
   double bandwidth_gbs = 0;

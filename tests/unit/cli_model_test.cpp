@@ -64,6 +64,28 @@ TEST(Cli, GenerateWithBf16Cache) {
   EXPECT_NE(r.err.find("bf16 latent cache"), std::string::npos) << r.err;
 }
 
+// bench --json: one object per test with the keys; the attention work counted in the pp
+// cost grows with the depth (the speeds themselves are not checked: timing decides no test).
+TEST(Cli, BenchJson) {
+  for (std::string cache : {"f32", "bf16"}) {
+    CmdResult r = run_cli("bench --model " + tiny_a() + " -p 8 -n 4 -d 0,40 -r 1 -t 1 --no-limits --json --cache-type " + cache);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 4u);
+    const std::vector<std::pair<std::string, int64_t>> want = {{"pp8", 0}, {"tg4", 0}, {"pp8", 40}, {"tg4", 40}};
+    for (size_t i = 0; i < 4; i++) {
+      EXPECT_EQ(j[i]["test"], want[i].first);
+      EXPECT_EQ(j[i]["depth"].get<int64_t>(), want[i].second);
+      EXPECT_GT(j[i]["tokens_per_s"].get<double>(), 0);
+      EXPECT_TRUE(j[i].contains("fraction_of_limit"));
+      EXPECT_GT(j[i]["peak_rss_bytes"].get<int64_t>(), 0);
+      EXPECT_EQ(j[i]["cache_type"], cache);
+    }
+    EXPECT_GT(j[2]["attention_flops_per_token"].get<double>(), j[0]["attention_flops_per_token"].get<double>());
+    EXPECT_GT(j[3]["bytes_per_token"].get<double>(), j[1]["bytes_per_token"].get<double>());  // the cache grows
+  }
+}
+
 TEST(Cli, BuiltinModelRunsAndSaysItIsRandom) {
   CmdResult r = run_cli("generate --prompt-ids 1,2,3 -n 4");
   ASSERT_EQ(r.rc, 0) << r.err;
