@@ -40,8 +40,9 @@ struct Kernels {
   // fp32 FMA rate on prompts). It changes the numerics (x loses its low 16 bits), so it is used
   // only when `bf16_activations` is set. Null where the CPU has no such path (AVX2, AVX-512
   // without BF16); the scalar table holds its twin (round x to bf16, then the scalar matmul).
-  // Each call rounds its tokens of x once into a 64 KiB stack buffer (a heap buffer of one token
-  // only when a row is wider than 32768 columns).
+  // Each call rounds its tokens of x to bf16 once, into a stack buffer (64 KiB for the row
+  // tiles; K-blocks of 256 tokens for the packed-GEMM prompt path of matmul_avx512.cpp; a heap
+  // buffer of one token only when a row is wider than 32768 columns).
   MatmulRowsFn matmul_rows_bf16_dot = nullptr;
   // Off by default. Set it on a copy of the table, only where matmul_rows_bf16_dot is non-null:
   //   Kernels k = kernels_for(isa, cpu); k.bf16_activations = k.matmul_rows_bf16_dot != nullptr;
