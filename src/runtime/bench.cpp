@@ -1,6 +1,8 @@
 #include "runtime/bench.h"
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -100,52 +102,68 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
     for (auto& x : v) x = tok(rng);
     return v;
   };
-  nlohmann::json all = nlohmann::json::array();
-  for (int64_t depth : o.depths) {
-    Session s(e);
-    if (depth > 0) {  // fill the context first, untimed
+  // The contexts are filled once, untimed, in increasing depth, each kept as a snapshot (the
+  // snapshots share their cache pages). Then repetitions run outermost and depths inside them,
+  // so that a machine whose speed drifts during the run (a shared VM's memory bandwidth does)
+  // affects every depth alike, and each test keeps its best repetition.
+  std::vector<int64_t> fill_order = o.depths;
+  std::sort(fill_order.begin(), fill_order.end());
+  fill_order.erase(std::unique(fill_order.begin(), fill_order.end()), fill_order.end());
+  Session s(e);
+  std::map<int64_t, SequenceState> at_depth;
+  for (int64_t depth : fill_order) {
+    if (depth > s.n_tokens()) {
       std::fprintf(stderr, "filling context to depth %lld ...\n", (long long)depth);
-      s.feed(random_tokens(depth), [&](int64_t done, int64_t total) {
-        std::fprintf(stderr, "\r  %lld/%lld", (long long)done, (long long)total);
+      const int64_t base = s.n_tokens();
+      s.feed(random_tokens(depth - base), [&](int64_t done, int64_t total) {
+        std::fprintf(stderr, "\r  %lld/%lld", (long long)(base + done), (long long)(base + total));
         if (done == total) std::fprintf(stderr, "\n");
       });
     }
-    const SequenceState at_depth = s.state();  // snapshot: each test starts from the same depth
-    if (o.n_prompt > 0) {
-      double best = 0;
-      int64_t rss = 0;
-      for (int64_t r = 0; r < o.repetitions; r++) {
-        s.state() = at_depth;
+    at_depth[depth] = s.state();
+  }
+
+  struct Best {
+    double pp = 0, tg = 0, bw = 0;
+    int64_t pp_rss = 0, tg_rss = 0;
+  };
+  std::vector<Best> best(o.depths.size());
+  nlohmann::json all = nlohmann::json::array();
+  for (int64_t r = 0; r < o.repetitions; r++) {
+    const bool last = r + 1 == o.repetitions;
+    for (size_t di = 0; di < o.depths.size(); di++) {
+      const int64_t depth = o.depths[di];
+      Best& b = best[di];
+      if (o.n_prompt > 0) {
+        s.state() = at_depth[depth];
         const std::vector<int32_t> p = random_tokens(o.n_prompt);
         reset_peak_rss();
         auto t0 = clock::now();
         s.feed(p);
         const double sec = std::chrono::duration<double>(clock::now() - t0).count();
-        best = std::max(best, double(o.n_prompt) / sec);
-        rss = std::max(rss, peak_rss_bytes());
+        b.pp = std::max(b.pp, double(o.n_prompt) / sec);
+        b.pp_rss = std::max(b.pp_rss, peak_rss_bytes());
+        if (last) {
+          // Matmul FLOPs of the weights plus those of MLA attention over the context (per token).
+          const double attn_flops = mla_attention_flops(e.model(), o.n_prompt, depth) / double(o.n_prompt);
+          const double frac =
+              lim.peak_gflops > 0 ? b.pp * (cost.prefill_flops + attn_flops) / (lim.peak_gflops * 1e9) : 0;
+          nlohmann::json j = {{"test", "pp" + std::to_string(o.n_prompt)},
+                              {"depth", depth},
+                              {"threads", e.pool().size()},
+                              {"tokens_per_s", b.pp},
+                              {"fraction_of_limit", frac},
+                              {"limit", "peak matmul " + lim.peak_kind},
+                              {"flops_per_token", cost.prefill_flops + attn_flops},
+                              {"attention_flops_per_token", attn_flops},
+                              {"cache_type", cache_type},
+                              {"peak_rss_bytes", b.pp_rss}};
+          report(j);
+          all.push_back(j);
+        }
       }
-      // Matmul FLOPs of the weights plus those of MLA attention over the context (per token).
-      const double attn_flops = mla_attention_flops(e.model(), o.n_prompt, depth) / double(o.n_prompt);
-      const double frac =
-          lim.peak_gflops > 0 ? best * (cost.prefill_flops + attn_flops) / (lim.peak_gflops * 1e9) : 0;
-      nlohmann::json j = {{"test", "pp" + std::to_string(o.n_prompt)},
-                          {"depth", depth},
-                          {"threads", e.pool().size()},
-                          {"tokens_per_s", best},
-                          {"fraction_of_limit", frac},
-                          {"limit", "peak matmul " + lim.peak_kind},
-                          {"flops_per_token", cost.prefill_flops + attn_flops},
-                          {"attention_flops_per_token", attn_flops},
-                          {"cache_type", cache_type},
-                          {"peak_rss_bytes", rss}};
-      report(j);
-      all.push_back(j);
-    }
-    if (o.n_gen > 0) {
-      double best = 0;
-      int64_t rss = 0;
-      for (int64_t r = 0; r < o.repetitions; r++) {
-        s.state() = at_depth;
+      if (o.n_gen > 0) {
+        s.state() = at_depth[depth];
         reset_peak_rss();
         int32_t t = tok(rng);
         auto t0 = clock::now();
@@ -154,29 +172,32 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
           t = int32_t(std::max_element(logits, logits + c.vocab_size) - logits) % int32_t(c.vocab_size);
         }
         const double sec = std::chrono::duration<double>(clock::now() - t0).count();
-        best = std::max(best, double(o.n_gen) / sec);
-        rss = std::max(rss, peak_rss_bytes());
+        b.tg = std::max(b.tg, double(o.n_gen) / sec);
+        b.tg_rss = std::max(b.tg_rss, peak_rss_bytes());
+        // The bandwidth drifts: probe it again right after each run and judge against the
+        // highest reading (the conservative fraction).
+        b.bw = std::max(b.bw, lim.bandwidth_gbs);
+        if (lim.bandwidth_gbs > 0 && o.measure_limits)
+          b.bw = std::max(b.bw, measure_read_bandwidth_gbs(e.pool(), o.bandwidth_buffer_bytes));
+        if (last) {
+          // Bytes one step moves at the middle of the timed run's context.
+          const double ctx = double(depth) + double(o.n_gen) / 2;
+          const double bytes = cost.decode_weight_bytes + cost.state_bytes + cost.cache_bytes_per_ctx * ctx;
+          const double frac = b.bw > 0 ? b.tg * bytes / (b.bw * 1e9) : 0;
+          nlohmann::json j = {{"test", "tg" + std::to_string(o.n_gen)},
+                              {"depth", depth},
+                              {"threads", e.pool().size()},
+                              {"tokens_per_s", b.tg},
+                              {"fraction_of_limit", frac},
+                              {"limit", "memory bandwidth"},
+                              {"bytes_per_token", bytes},
+                              {"bandwidth_gbs_at_test", b.bw},
+                              {"cache_type", cache_type},
+                              {"peak_rss_bytes", b.tg_rss}};
+          report(j);
+          all.push_back(j);
+        }
       }
-      // Bytes one step moves at the middle of the timed run's context.
-      const double ctx = double(depth) + double(o.n_gen) / 2;
-      const double bytes = cost.decode_weight_bytes + cost.state_bytes + cost.cache_bytes_per_ctx * ctx;
-      // A shared machine's bandwidth drifts: probe it again right after the test and judge
-      // against the higher of the two readings (the conservative fraction).
-      double bw = lim.bandwidth_gbs;
-      if (bw > 0 && o.measure_limits) bw = std::max(bw, measure_read_bandwidth_gbs(e.pool(), o.bandwidth_buffer_bytes));
-      const double frac = bw > 0 ? best * bytes / (bw * 1e9) : 0;
-      nlohmann::json j = {{"test", "tg" + std::to_string(o.n_gen)},
-                          {"depth", depth},
-                          {"threads", e.pool().size()},
-                          {"tokens_per_s", best},
-                          {"fraction_of_limit", frac},
-                          {"limit", "memory bandwidth"},
-                          {"bytes_per_token", bytes},
-                          {"bandwidth_gbs_at_test", bw},
-                          {"cache_type", cache_type},
-                          {"peak_rss_bytes", rss}};
-      report(j);
-      all.push_back(j);
     }
   }
   return all;
