@@ -172,13 +172,17 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
           t = int32_t(std::max_element(logits, logits + c.vocab_size) - logits) % int32_t(c.vocab_size);
         }
         const double sec = std::chrono::duration<double>(clock::now() - t0).count();
-        b.tg = std::max(b.tg, double(o.n_gen) / sec);
         b.tg_rss = std::max(b.tg_rss, peak_rss_bytes());
-        // The bandwidth drifts: probe it again right after each run and judge against the
-        // highest reading (the conservative fraction).
-        b.bw = std::max(b.bw, lim.bandwidth_gbs);
+        // The bandwidth drifts (by 2x on a shared VM): each run is judged against a probe made
+        // right after it, or against the run's start-up reading if that is higher; the best
+        // run is reported with its own bandwidth.
+        double bw = lim.bandwidth_gbs;
         if (lim.bandwidth_gbs > 0 && o.measure_limits)
-          b.bw = std::max(b.bw, measure_read_bandwidth_gbs(e.pool(), o.bandwidth_buffer_bytes));
+          bw = std::max(bw, measure_read_bandwidth_gbs(e.pool(), o.bandwidth_buffer_bytes));
+        if (double(o.n_gen) / sec > b.tg) {
+          b.tg = double(o.n_gen) / sec;
+          b.bw = bw;
+        }
         if (last) {
           // Bytes one step moves at the middle of the timed run's context.
           const double ctx = double(depth) + double(o.n_gen) / 2;
