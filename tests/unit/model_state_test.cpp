@@ -33,7 +33,7 @@ TEST(StateTest, AfterPromptMatchesReferenceCache) {
   SequenceState st = m->new_state();
   run_chunks(*m, e, tokens, {200}, &st);
   ASSERT_EQ(st.n_tokens, 200);
-  const int64_t P = c.kda_proj_dim(), W = c.short_conv_kernel_size, D = c.kda_head_dim;
+  const int64_t P = c.kda_proj_dim(), W = c.short_conv_kernel_size;
   int64_t kda_slot = 0, mla_slot = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; l++) {
     const std::string pre = "state_after_200/layer" + std::to_string(l) + "_";
