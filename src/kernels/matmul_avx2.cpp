@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/stream_prefetch.h"
 #include "kernels/x86_impl.h"
 
 namespace kl::avx2 {
@@ -74,22 +75,11 @@ KL_INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-// Decode-sized calls (one token tile) stream the weights from DRAM with little work per byte; the
-// hardware prefetcher alone left ~20-40% of the bandwidth unused on Zen 5 (n = 1..3), so each row
-// asks for its bytes kPrefetchBytes ahead. Prefetches past the end of a row never fault.
-constexpr size_t kPrefetchBytes = 1024;
-template <int R, size_t kStepBytes>
-KL_INLINE void prefetch_rows(const char* w, size_t ldw, size_t at) {
-#pragma GCC unroll 8
-  for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-    for (size_t o = 0; o < kStepBytes; o += 64)
-      _mm_prefetch(w + r * ldw + at + kPrefetchBytes + o, _MM_HINT_T0);
-}
+using stream_prefetch::Stream;  // decode-sized calls: see kernels/stream_prefetch.h
 
 template <class W, int R, int T, int U>
 KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int64_t cols, float* y,
-                    int64_t ldy, bool stream) {
+                    int64_t ldy, const Stream& stream) {
   __m256 acc[U][R][T];
 #pragma GCC unroll 8
   for (int u = 0; u < U; u++)
@@ -110,9 +100,15 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
       for (int t = 0; t < T; t++) acc[u][r][t] = _mm256_fmadd_ps(wv, xv[t], acc[u][r][t]);
     }
   };
+  // The tile's R rows are consumed side by side: R·8·U weights per step, read as one stretch of
+  // the call's bytes that starts at row 0 of the tile and moves R times as fast as a row.
+  const char* ahead = w;
   int64_t i = 0;
   for (; i + 8 * U <= cols; i += 8 * U) {
-    if (stream) prefetch_rows<R, 8 * U * W::kSize>(w, ldw, size_t(i) * W::kSize);
+    if (stream.end) {
+      stream_prefetch::ahead<R * 8 * U * W::kSize>(ahead, stream);
+      ahead += R * 8 * U * W::kSize;
+    }
 #pragma GCC unroll 4
     for (int u = 0; u < U; u++) step(u, i + 8 * u);
   }
@@ -147,7 +143,7 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
 }
 
 template <class W, int T, int U>
-void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, bool stream) {
+void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, const Stream& stream) {
   const WeightView& w = *a.w;
   const size_t ldw = w.row_bytes();
   const float* x = a.x + t0 * a.ldx;
@@ -165,7 +161,7 @@ void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, bool
 }
 
 template <class W>
-void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, bool stream) {
+void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, const Stream& stream) {
   switch (T) {
     case 1: rows_x_tokens<W, 1, 2>(a, r0, r1, t0, stream); break;
     case 2: rows_x_tokens<W, 2, 1>(a, r0, r1, t0, stream); break;
@@ -184,7 +180,8 @@ void matmul_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (a.n <= 0 || r1 <= r0) return;
   const int64_t rb = row_block(a.w->row_bytes());
   const int64_t tiles = (a.n + kTokens - 1) / kTokens;
-  const bool stream = tiles == 1;  // every weight byte read once, from DRAM
+  Stream stream;  // one token tile: every weight byte read once, from DRAM
+  if (tiles == 1) stream.end = static_cast<const char*>(a.w->row(r1));
   for (int64_t b0 = r0; b0 < r1; b0 += rb) {
     const int64_t b1 = std::min(r1, b0 + rb);
     // Tiles as even as possible: 4 tokens -> 2 + 2, not 3 + 1.

@@ -7,7 +7,7 @@
 // weight vectors (widened to fp32) and T activation vectors and does R·T FMAs. Lanes are summed
 // once at the end of the row.
 // - Decode (n <= 6, one token tile): bandwidth bound. Each weight byte is read once, with software
-//   prefetch; for n = 1 two accumulators per row (8 independent FMA chains cover the latency).
+//   prefetch along the call's bytes (kernels/stream_prefetch.h); for n = 1 two accumulators per row.
 // - Prompts: compute bound. 4 rows x up to 6 tokens (24 accumulators + 4 weights of the 32
 //   registers); a block of rows that fits in L2 is reused by every token tile.
 // - bf16 activations (matmul_rows_bf16_dot, opt-in): the same tiling over vdpbf16ps, 32 columns
@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/stream_prefetch.h"
 #include "kernels/x86_impl.h"
 
 namespace kl::avx512 {
@@ -108,24 +109,13 @@ KL_INLINE void store_tile(__m512 (&acc)[R][T], float* y, int64_t ldy) {
   }
 }
 
-// Decode-sized calls (one token tile) stream the weights from DRAM with little work per byte; the
-// hardware prefetcher alone left ~20-40% of the bandwidth unused on Zen 5 (n = 1..4), so each row
-// asks for its bytes kPrefetchBytes ahead. Prefetches past the end of a row never fault.
-constexpr size_t kPrefetchBytes = 1024;
-template <int R, size_t kStepBytes>
-KL_INLINE void prefetch_rows(const char* w, size_t ldw, size_t at) {
-#pragma GCC unroll 8
-  for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-    for (size_t o = 0; o < kStepBytes; o += 64)
-      _mm_prefetch(w + r * ldw + at + kPrefetchBytes + o, _MM_HINT_T0);
-}
+using stream_prefetch::Stream;
 
 // One tile over all columns: y[t, r] for R rows (from w, ldw bytes apart) x T tokens. U
 // accumulators per (row, token) when R·T alone is too few chains to hide the FMA latency.
 template <class W, int R, int T, int U>
 KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int64_t cols, float* y,
-                    int64_t ldy, bool stream) {
+                    int64_t ldy, const Stream& stream) {
   __m512 acc[U][R][T];
 #pragma GCC unroll 8
   for (int u = 0; u < U; u++)
@@ -155,9 +145,15 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
     KL_INLINE __m512 x(const float* p) const { return _mm512_maskz_loadu_ps(m, p); }
   };
 
+  // The tile's R rows are consumed side by side: R·16·U weights per step, read as one stretch of
+  // the call's bytes that starts at row 0 of the tile and moves R times as fast as a row.
+  const char* ahead = w;
   int64_t i = 0;
   for (; i + 16 * U <= cols; i += 16 * U) {
-    if (stream) prefetch_rows<R, 16 * U * W::kSize>(w, ldw, size_t(i) * W::kSize);
+    if (stream.end) {
+      stream_prefetch::ahead<R * 16 * U * W::kSize>(ahead, stream);
+      ahead += R * 16 * U * W::kSize;
+    }
 #pragma GCC unroll 4
     for (int u = 0; u < U; u++) step(u, i + 16 * u, Full{});
   }
@@ -175,7 +171,7 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
 
 // Rows [r0, r1) x tokens [t0, t0 + T).
 template <class W, int T, int U>
-void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, bool stream) {
+void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, const Stream& stream) {
   const WeightView& w = *a.w;
   const size_t ldw = w.row_bytes();
   const float* x = a.x + t0 * a.ldx;
@@ -193,7 +189,8 @@ void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, bool
 }
 
 template <class W>
-void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, bool stream) {
+void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0,
+                   const Stream& stream) {
   switch (T) {
     case 1: rows_x_tokens<W, 1, 2>(a, r0, r1, t0, stream); break;
     case 2: rows_x_tokens<W, 2, 1>(a, r0, r1, t0, stream); break;
@@ -486,7 +483,9 @@ void matmul_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     return;
   }
   const int64_t rb = row_block(a.w->row_bytes());
-  const bool stream = a.n <= kTokens;  // one token tile: every weight byte read once, from DRAM
+  // One token tile: every weight byte is read once, from DRAM.
+  Stream stream;
+  if (a.n <= kTokens) stream.end = static_cast<const char*>(a.w->row(r1));
   for (int64_t b0 = r0; b0 < r1; b0 += rb) {
     const int64_t b1 = std::min(r1, b0 + rb);
     for_token_tiles(a.n, [&](int64_t t0, int T) { rows_x_tokens<W>(T, a, b0, b1, t0, stream); });
@@ -586,7 +585,7 @@ __attribute__((noinline)) void gemm_rows_dot(const MatmulArgs& a, int64_t r0, in
 
 template <int R, int T, int U>
 KL_INLINE void tile_dot(const char* w, size_t ldw, const uint16_t* xb, int64_t ldxb, int64_t cols,
-                        float* y, int64_t ldy) {
+                        float* y, int64_t ldy, const Stream& stream) {
   __m512 acc[U][R][T];
 #pragma GCC unroll 8
   for (int u = 0; u < U; u++)
@@ -607,8 +606,13 @@ KL_INLINE void tile_dot(const char* w, size_t ldw, const uint16_t* xb, int64_t l
     }
   };
   auto full = [](const char* p) __attribute__((always_inline)) { return _mm512_loadu_si512(p); };
+  const char* ahead = w;  // as in tile(): the R rows move through the call's bytes together
   int64_t i = 0;
   for (; i + 32 * U <= cols; i += 32 * U) {
+    if (stream.end) {
+      stream_prefetch::ahead<R * 32 * U * 2>(ahead, stream);
+      ahead += R * 32 * U * 2;
+    }
 #pragma GCC unroll 4
     for (int u = 0; u < U; u++) step(u, i + 32 * u, full);
   }
@@ -636,6 +640,7 @@ struct DotArgs {
   int64_t ldxb;
   float* y;  // at token t0
   int64_t ldy;
+  Stream stream;
 };
 
 template <int T, int U>
@@ -645,11 +650,11 @@ void rows_x_tokens_dot(const DotArgs& a, int64_t r0, int64_t r1) {
   auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
   int64_t r = r0;
   for (; r + kRows <= r1; r += kRows)
-    tile_dot<kRows, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy);
+    tile_dot<kRows, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream);
   switch (r1 - r) {
-    case 1: tile_dot<1, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy); break;
-    case 2: tile_dot<2, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy); break;
-    case 3: tile_dot<3, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy); break;
+    case 1: tile_dot<1, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream); break;
+    case 2: tile_dot<2, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream); break;
+    case 3: tile_dot<3, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream); break;
     default: break;
   }
 }
@@ -701,6 +706,8 @@ void matmul_rows_bf16_dot(const MatmulArgs& a, int64_t r0, int64_t r1) {
     chunk = chunk / kTokens * kTokens;  // whole tiles
   }
   const int64_t rb = row_block(w.row_bytes());
+  Stream stream;  // one token tile: every weight byte read once, from DRAM
+  if (a.n <= kTokens) stream.end = static_cast<const char*>(w.row(r1));
   for (int64_t c0 = 0; c0 < a.n; c0 += chunk) {
     const int64_t nc = std::min(chunk, a.n - c0);
     for (int64_t t = 0; t < nc; t++)
@@ -708,7 +715,7 @@ void matmul_rows_bf16_dot(const MatmulArgs& a, int64_t r0, int64_t r1) {
     for (int64_t b0 = r0; b0 < r1; b0 += rb) {
       const int64_t b1 = std::min(r1, b0 + rb);
       for_token_tiles(nc, [&](int64_t t0, int T) {
-        DotArgs d{&w, xb + t0 * ldxb, ldxb, a.y + (c0 + t0) * a.ldy, a.ldy};
+        DotArgs d{&w, xb + t0 * ldxb, ldxb, a.y + (c0 + t0) * a.ldy, a.ldy, stream};
         rows_x_tokens_dot(T, d, b0, b1);
       });
     }
