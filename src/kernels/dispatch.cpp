@@ -183,4 +183,65 @@ void matmul(const Context& ctx, const WeightView& w, const float* x, int64_t n, 
   matmul_strided(ctx, w, x, n, w.cols, y, w.rows);
 }
 
+namespace {
+// Batches: each job's rows are cut into tasks of about total / (threads · kBatchTasksPerThread)
+// weight bytes (dynamic hand-out then leaves a thread idle for at most ~1/16 of the call), and no
+// smaller than a job's share of a lone call would be for prompts (L2-sized row blocks).
+constexpr int64_t kBatchTasksPerThread = 8;
+constexpr int64_t kMaxBatchJobs = 1024;
+}  // namespace
+
+void matmul_batch(const Context& ctx, const MatmulJob* jobs, int64_t count) {
+  KL_ASSERT(count >= 0 && count <= kMaxBatchJobs);
+  const int64_t threads = ctx.pool ? ctx.pool->size() : 1;
+  MatmulRowsFn fns[kMaxBatchJobs];
+  for (int64_t j = 0; j < count; j++) {
+    const MatmulJob& b = jobs[j];
+    fns[j] = matmul_rows_fn(*ctx.k, b.w->dtype);
+    if (!fns[j]) fail("matmul: weights in ", dtype_name(b.w->dtype), " are not supported");
+  }
+  if (threads == 1 || count == 1) {
+    for (int64_t j = 0; j < count; j++) {
+      const MatmulJob& b = jobs[j];
+      if (threads == 1) {
+        if (b.n > 0 && b.w->rows > 0) fns[j](MatmulArgs{b.w, b.x, b.n, b.ldx, b.y, b.ldy}, 0, b.w->rows);
+      } else {
+        matmul_strided(ctx, *b.w, b.x, b.n, b.ldx, b.y, b.ldy);
+      }
+    }
+    return;
+  }
+  // Rows per task of each job, and where each job's tasks start in the combined range.
+  double total_bytes = 0;
+  for (int64_t j = 0; j < count; j++)
+    if (jobs[j].n > 0) total_bytes += double(jobs[j].w->rows) * double(jobs[j].w->row_bytes());
+  const double target = std::max(1.0, total_bytes / double(threads * kBatchTasksPerThread));
+  int64_t per_task[kMaxBatchJobs], first_task[kMaxBatchJobs + 1];
+  first_task[0] = 0;
+  for (int64_t j = 0; j < count; j++) {
+    const MatmulJob& b = jobs[j];
+    int64_t tasks = 0;
+    per_task[j] = 1;
+    if (b.n > 0 && b.w->rows > 0) {
+      const int64_t row_bytes = std::max<int64_t>(1, int64_t(b.w->row_bytes()));
+      int64_t per = int64_t(target / double(row_bytes));
+      if (b.n > kSmallN) {
+        per = std::max<int64_t>(per, kTaskWeightBytes / row_bytes);
+        if (b.n >= kGemmTokens) per = std::max(per, kGemmTaskRows);
+      }
+      per = round_up(std::max({per, int64_t(1), kMinTaskMacs / std::max<int64_t>(1, b.w->cols * b.n)}),
+                     kRowAlign);
+      per_task[j] = per;
+      tasks = (b.w->rows + per - 1) / per;
+    }
+    first_task[j + 1] = first_task[j] + tasks;
+  }
+  ctx.pool->parallel_for(first_task[count], [&](int64_t task, int) {
+    const int64_t j = std::upper_bound(first_task, first_task + count + 1, task) - first_task - 1;
+    const MatmulJob& b = jobs[j];
+    const int64_t r0 = (task - first_task[j]) * per_task[j], r1 = std::min(b.w->rows, r0 + per_task[j]);
+    fns[j](MatmulArgs{b.w, b.x, b.n, b.ldx, b.y, b.ldy}, r0, r1);
+  });
+}
+
 }  // namespace kl

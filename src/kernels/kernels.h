@@ -90,4 +90,18 @@ void matmul(const Context& ctx, const WeightView& w, const float* x, int64_t n, 
 void matmul_strided(const Context& ctx, const WeightView& w, const float* x, int64_t n, int64_t ldx,
                     float* y, int64_t ldy);
 
+// One threaded call over several independent products Y_j[n_j, w_j.rows] = X_j · W_jᵀ (e.g. the
+// gate and up projections of every active expert): the pool's tasks are cut from all of them
+// at once, so small products share one hand-off and no thread waits at a barrier between them.
+// Computed by the same row kernels as matmul_strided. At most 1024 jobs.
+struct MatmulJob {
+  const WeightView* w;
+  const float* x;
+  int64_t n;    // tokens (0: nothing to do)
+  int64_t ldx;  // >= w->cols
+  float* y;
+  int64_t ldy;  // >= w->rows
+};
+void matmul_batch(const Context& ctx, const MatmulJob* jobs, int64_t count);
+
 }  // namespace kl

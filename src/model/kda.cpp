@@ -50,14 +50,18 @@ void kda_forward(const BlockIO& io, const KdaWeights& w, int64_t slot) {
   const int64_t W = c.short_conv_kernel_size;
 
   // spec §3.1: per-token projections, all tokens of the batch at once.
-  matmul(ctx, w.q_proj, io.x, T, ws.kq.data());  // [T, P]
-  matmul(ctx, w.k_proj, io.x, T, ws.kk.data());
-  matmul(ctx, w.v_proj, io.x, T, ws.kv.data());
-  matmul(ctx, w.f_a_proj, io.x, T, ws.klow.data());        // [T, D]
-  matmul(ctx, w.f_b_proj, ws.klow.data(), T, ws.kg.data());  // z [T, P]
-  matmul(ctx, w.g_a_proj, io.x, T, ws.klow.data());
-  matmul(ctx, w.g_b_proj, ws.klow.data(), T, ws.kr.data());  // r [T, P]
-  matmul(ctx, w.b_proj, io.x, T, ws.kbeta.data());           // [T, H]
+  // Everything that reads x in one threaded call, then the second halves of the low-rank gates.
+  float* f_low = ws.klow.data();         // [T, D]
+  float* g_low = ws.klow.data() + T * D;  // [T, D]
+  const int64_t hid = c.hidden_size;
+  const MatmulJob from_x[6] = {
+      {&w.q_proj, io.x, T, hid, ws.kq.data(), P},  {&w.k_proj, io.x, T, hid, ws.kk.data(), P},
+      {&w.v_proj, io.x, T, hid, ws.kv.data(), P},  {&w.f_a_proj, io.x, T, hid, f_low, D},
+      {&w.g_a_proj, io.x, T, hid, g_low, D},       {&w.b_proj, io.x, T, hid, ws.kbeta.data(), H}};
+  matmul_batch(ctx, from_x, 6);
+  const MatmulJob from_low[2] = {{&w.f_b_proj, f_low, T, D, ws.kg.data(), P},   // z [T, P]
+                                 {&w.g_b_proj, g_low, T, D, ws.kr.data(), P}};  // r [T, P]
+  matmul_batch(ctx, from_low, 2);
 
   // spec §3.3-3.4: log decay g = -exp(A_log[h]) softplus(z + dt_bias), beta = sigmoid(b).
   for (int64_t t = 0; t < T; t++) {

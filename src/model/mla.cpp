@@ -53,8 +53,9 @@ void mla_forward(const BlockIO& io, const MlaWeights& w, int64_t slot) {
     fail("mla: the workspace was sized for ", ws.n_threads, " threads, the pool has ", ctx.pool->size());
 
   // spec §4.1: q [T, Hq*dq]; kv_a -> [latent c | k_pe].
-  matmul(ctx, w.q_proj, io.x, T, ws.mq.data());
-  matmul(ctx, w.kv_a_proj_with_mqa, io.x, T, ws.mkva.data());  // [T, c + r]
+  const MatmulJob from_x[2] = {{&w.q_proj, io.x, T, c.hidden_size, ws.mq.data(), w.q_proj.rows},
+                               {&w.kv_a_proj_with_mqa, io.x, T, c.hidden_size, ws.mkva.data(), cw}};
+  matmul_batch(ctx, from_x, 2);  // q [T, Hq*dq], kv_a [T, c + r]
   // kv_a_layernorm eps is 1e-6 in the reference code (spec Decisions 2).
   for (int64_t t = 0; t < T; t++) {
     float* row = ws.mkva.data() + t * cw;

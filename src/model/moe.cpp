@@ -17,9 +17,9 @@ namespace {
 
 // y [n, hidden] = down(SiLU(gate x) ⊙ up x) for n rows of x.
 void swiglu_mlp(const Context& ctx, const MlpWeights& w, const float* x, int64_t n, Workspace& ws, float* y) {
-  const int64_t F = w.gate.rows;
-  matmul(ctx, w.gate, x, n, ws.fg.data());
-  matmul(ctx, w.up, x, n, ws.fu.data());
+  const int64_t F = w.gate.rows, d = w.gate.cols;
+  const MatmulJob gate_up[2] = {{&w.gate, x, n, d, ws.fg.data(), F}, {&w.up, x, n, d, ws.fu.data(), F}};
+  matmul_batch(ctx, gate_up, 2);
   swiglu(ws.fg.data(), ws.fu.data(), n * F);
   matmul(ctx, w.down, ws.fg.data(), n, y);
 }
@@ -64,6 +64,9 @@ void select_experts(const KimiConfig& c, const float* biased, int32_t* idx) {
     allowed[best] = false;
   }
 }
+
+// Most experts in one group (the jobs of a batched matmul call are bounded).
+constexpr int64_t kMaxGroupExperts = 64;
 
 }  // namespace
 
@@ -124,25 +127,62 @@ void moe_forward(const BlockIO& io, const MoeWeights& w, RouterWeights mode, Rou
     ws.expert_slot[size_t(pos)] = int32_t(i);
   }
 
-  // Shared expert first: out = shared(x); then the routed experts are added onto it.
-  if (!w.shared.gate.empty()) {
-    swiglu_mlp(ctx, w.shared, io.x, T, ws, io.out);
-  } else {
-    std::memset(io.out, 0, sizeof(float) * size_t(T * d));
-  }
-  for (int64_t e = 0; e < E; e++) {
-    const int32_t b = ws.expert_offset[size_t(e)], n = ws.expert_offset[size_t(e + 1)] - b;
-    if (n == 0) continue;  // decode touches only the active experts
-    for (int32_t i = 0; i < n; i++)
-      std::memcpy(ws.fx.data() + i * d, io.x + int64_t(ws.expert_tokens[size_t(b + i)]) * d, sizeof(float) * size_t(d));
-    swiglu_mlp(ctx, w.experts[size_t(e)], ws.fx.data(), n, ws, ws.fy.data());
-    for (int32_t i = 0; i < n; i++) {
-      const float wt = ws.rweight[size_t(ws.expert_slot[size_t(b + i)])];
-      float* o = io.out + int64_t(ws.expert_tokens[size_t(b + i)]) * d;
-      const float* y = ws.fy.data() + i * d;
-      for (int64_t j = 0; j < d; j++) o[j] += wt * y[j];
+  // The experts in groups of at most ws.moe_group_rows gathered rows (decode: the shared expert
+  // and every routed one in a single group): the gate and up projections of the whole group in
+  // one threaded call, SwiGLU, the down projections in another, then the weighted sum. The shared
+  // expert counts as expert E with every token and weight 1, added first (spec §5.3).
+  std::memset(io.out, 0, sizeof(float) * size_t(T * d));
+  const bool shared = !w.shared.gate.empty();
+  const int64_t cap = ws.moe_group_rows;
+  MatmulJob gu[2 * kMaxGroupExperts], dn[kMaxGroupExperts];
+  int32_t members[kMaxGroupExperts];
+  int64_t n_members = 0, rows = 0;
+  auto expert_rows = [&](int64_t e) -> int64_t {
+    return e == E ? T : ws.expert_offset[size_t(e + 1)] - ws.expert_offset[size_t(e)];
+  };
+  auto flush = [&] {
+    int64_t r = 0, fo = 0;  // row offset in fx/fy, float offset in fg/fu
+    for (int64_t m = 0; m < n_members; m++) {
+      const int64_t e = members[m], n = expert_rows(e);
+      const MlpWeights& mw = e == E ? w.shared : w.experts[size_t(e)];
+      const int64_t F = mw.gate.rows;
+      for (int64_t i = 0; i < n; i++) {
+        const int64_t tok = e == E ? i : ws.expert_tokens[size_t(ws.expert_offset[size_t(e)] + i)];
+        std::memcpy(ws.fx.data() + (r + i) * d, io.x + tok * d, sizeof(float) * size_t(d));
+      }
+      gu[2 * m] = {&mw.gate, ws.fx.data() + r * d, n, d, ws.fg.data() + fo, F};
+      gu[2 * m + 1] = {&mw.up, ws.fx.data() + r * d, n, d, ws.fu.data() + fo, F};
+      dn[m] = {&mw.down, ws.fg.data() + fo, n, F, ws.fy.data() + r * d, d};
+      r += n;
+      fo += n * F;
     }
+    matmul_batch(ctx, gu, 2 * n_members);
+    swiglu(ws.fg.data(), ws.fu.data(), fo);
+    matmul_batch(ctx, dn, n_members);
+    r = 0;
+    for (int64_t m = 0; m < n_members; m++) {
+      const int64_t e = members[m], n = expert_rows(e);
+      for (int64_t i = 0; i < n; i++) {
+        const int64_t slot = e == E ? -1 : ws.expert_slot[size_t(ws.expert_offset[size_t(e)] + i)];
+        const float wt = slot < 0 ? 1.f : ws.rweight[size_t(slot)];
+        float* o = io.out + (slot < 0 ? i : slot / k) * d;
+        const float* y = ws.fy.data() + (r + i) * d;
+        for (int64_t j = 0; j < d; j++) o[j] += wt * y[j];
+      }
+      r += n;
+    }
+    n_members = 0;
+    rows = 0;
+  };
+  // Shared expert first (E stands for it), then the routed experts in id order.
+  for (int64_t q = shared ? -1 : 0; q < E; q++) {
+    const int64_t e = q < 0 ? E : q, n = expert_rows(e);
+    if (n == 0) continue;  // decode touches only the active experts
+    if (n_members == kMaxGroupExperts || rows + n > cap) flush();
+    members[n_members++] = int32_t(e);
+    rows += n;
   }
+  if (n_members > 0) flush();
 }
 
 }  // namespace kl

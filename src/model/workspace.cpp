@@ -19,7 +19,7 @@ Workspace::Workspace(const KimiConfig& c, int64_t T, int n_threads) : max_tokens
   xn.resize(t * d);
   mix.resize(t * d);
   for (Buffer<float>* b : {&kq, &kk, &kv, &kg, &kr, &ko}) b->resize(t * P);
-  klow.resize(t * Dk);
+  klow.resize(2 * t * Dk);  // the f and g low-rank halves
   kbeta.resize(t * H);
   kconv.resize(size_t(c.short_conv_kernel_size - 1) * P);
   kda_chunk_floats = kda_chunk_scratch_floats(c.kda_head_dim, c.kda_head_dim);
@@ -41,10 +41,12 @@ Workspace::Workspace(const KimiConfig& c, int64_t T, int n_threads) : max_tokens
   expert_offset.resize(E + 1);
   expert_tokens.resize(t * k);
   expert_slot.resize(t * k);
-  fx.resize(t * d);
-  fg.resize(t * F);
-  fu.resize(t * F);
-  fy.resize(t * d);
+  moe_group_rows = std::max<int64_t>(T, 256);  // decode: every active expert in one group
+  const size_t g = size_t(moe_group_rows);
+  fx.resize(g * d);
+  fg.resize(g * F);
+  fu.resize(g * F);
+  fy.resize(g * d);
   fin.resize(t * d);
 }
 

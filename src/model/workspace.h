@@ -22,7 +22,7 @@ struct Workspace {
   int n_threads;  // the per-thread scratch below serves a pool of at most this many threads
   // Residual stream and layer buffers, [T, hidden].
   Buffer<float> x, xn, mix;
-  // KDA [T, P] each; low-rank [T, head_dim]; beta [T, H].
+  // KDA [T, P] each; low-rank [2, T, head_dim] (f, g); beta [T, H].
   Buffer<float> kq, kk, kv, kg, kr, ko, klow, kbeta;
   Buffer<float> kconv;  // [W-1, P] conv history scratch
   Buffer<float> kda_chunk_scratch;  // per thread
@@ -34,8 +34,10 @@ struct Workspace {
   // (score tiles, a decompressed K/V tile, transposed queries, per-thread partial results).
   Buffer<float> mattn_scratch;
   MlaForm mla_form = MlaForm::Auto;
-  // MoE / MLP: router [T, E], selection [T, k], gathered rows [T, hidden], gate/up [T, F], out [T, hidden].
+  // MoE / MLP: router [T, E], selection [T, k]; the experts run in groups of at most
+  // moe_group_rows gathered rows (>= T): gathered rows [G, hidden], gate/up [G, F], out [G, hidden].
   Buffer<float> rlogits, rweight;
+  int64_t moe_group_rows = 0;
   std::vector<int32_t> ridx, expert_count, expert_offset, expert_tokens, expert_slot;
   Buffer<float> fx, fg, fu, fy;
   // Final norm rows for the logits.
