@@ -106,7 +106,7 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
   int64_t i = 0;
   for (; i + 8 * U <= cols; i += 8 * U) {
     if (stream.end) {
-      stream_prefetch::ahead<R * 8 * U * W::kSize>(ahead, stream);
+      stream_prefetch::ahead<R * 8 * U * W::kSize, R>(ahead, stream);
       ahead += R * 8 * U * W::kSize;
     }
 #pragma GCC unroll 4
@@ -142,7 +142,7 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
     for (int r = 0; r < R; r++) y[t * ldy + r] = s[r][t];
 }
 
-template <class W, int T, int U>
+template <class W, int T, int U, int R = kRows>
 void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, const Stream& stream) {
   const WeightView& w = *a.w;
   const size_t ldw = w.row_bytes();
@@ -150,8 +150,7 @@ void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, cons
   float* y = a.y + t0 * a.ldy;
   auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
   int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows)
-    tile<W, kRows, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream);
+  for (; r + R <= r1; r += R) tile<W, R, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream);
   switch (r1 - r) {
     case 1: tile<W, 1, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
     case 2: tile<W, 2, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
@@ -163,7 +162,8 @@ void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, cons
 template <class W>
 void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, const Stream& stream) {
   switch (T) {
-    case 1: rows_x_tokens<W, 1, 2>(a, r0, r1, t0, stream); break;
+    // One token: one row at a time, in address order (see matmul_avx512.cpp).
+    case 1: rows_x_tokens<W, 1, 4, 1>(a, r0, r1, t0, stream); break;
     case 2: rows_x_tokens<W, 2, 1>(a, r0, r1, t0, stream); break;
     case 3: rows_x_tokens<W, 3, 1>(a, r0, r1, t0, stream); break;
     default: break;

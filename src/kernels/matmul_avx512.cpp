@@ -151,7 +151,7 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
   int64_t i = 0;
   for (; i + 16 * U <= cols; i += 16 * U) {
     if (stream.end) {
-      stream_prefetch::ahead<R * 16 * U * W::kSize>(ahead, stream);
+      stream_prefetch::ahead<R * 16 * U * W::kSize, R>(ahead, stream);
       ahead += R * 16 * U * W::kSize;
     }
 #pragma GCC unroll 4
@@ -169,8 +169,8 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
   store_tile<R, T>(acc[0], y, ldy);
 }
 
-// Rows [r0, r1) x tokens [t0, t0 + T).
-template <class W, int T, int U>
+// Rows [r0, r1) x tokens [t0, t0 + T), in tiles of R rows (kRows, or 1).
+template <class W, int T, int U, int R = kRows>
 void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, const Stream& stream) {
   const WeightView& w = *a.w;
   const size_t ldw = w.row_bytes();
@@ -178,8 +178,7 @@ void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, cons
   float* y = a.y + t0 * a.ldy;
   auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
   int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows)
-    tile<W, kRows, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream);
+  for (; r + R <= r1; r += R) tile<W, R, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream);
   switch (r1 - r) {
     case 1: tile<W, 1, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
     case 2: tile<W, 2, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
@@ -188,11 +187,16 @@ void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, cons
   }
 }
 
+// One token (decode) reads the rows one after another, four accumulators each: the call's bytes
+// then stream in address order, which the hardware prefetchers follow far better than the four
+// interleaved row streams of a 4-row tile (rows are only a few KiB, so each such stream is short).
+// Measured on Zen 5, 2 threads, a decode step's weights: 63-69 GB/s against 53-56 for 4-row tiles
+// while a read probe gave ~85 GB/s.
 template <class W>
 void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0,
                    const Stream& stream) {
   switch (T) {
-    case 1: rows_x_tokens<W, 1, 2>(a, r0, r1, t0, stream); break;
+    case 1: rows_x_tokens<W, 1, 4, 1>(a, r0, r1, t0, stream); break;
     case 2: rows_x_tokens<W, 2, 1>(a, r0, r1, t0, stream); break;
     case 3: rows_x_tokens<W, 3, 1>(a, r0, r1, t0, stream); break;
     case 4: rows_x_tokens<W, 4, 1>(a, r0, r1, t0, stream); break;
@@ -610,7 +614,7 @@ KL_INLINE void tile_dot(const char* w, size_t ldw, const uint16_t* xb, int64_t l
   int64_t i = 0;
   for (; i + 32 * U <= cols; i += 32 * U) {
     if (stream.end) {
-      stream_prefetch::ahead<R * 32 * U * 2>(ahead, stream);
+      stream_prefetch::ahead<R * 32 * U * 2, R>(ahead, stream);
       ahead += R * 32 * U * 2;
     }
 #pragma GCC unroll 4
@@ -643,14 +647,14 @@ struct DotArgs {
   Stream stream;
 };
 
-template <int T, int U>
+template <int T, int U, int R = kRows>
 void rows_x_tokens_dot(const DotArgs& a, int64_t r0, int64_t r1) {
   const WeightView& w = *a.w;
   const size_t ldw = w.row_bytes();
   auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
   int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows)
-    tile_dot<kRows, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream);
+  for (; r + R <= r1; r += R)
+    tile_dot<R, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream);
   switch (r1 - r) {
     case 1: tile_dot<1, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream); break;
     case 2: tile_dot<2, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream); break;
@@ -661,7 +665,7 @@ void rows_x_tokens_dot(const DotArgs& a, int64_t r0, int64_t r1) {
 
 void rows_x_tokens_dot(int T, const DotArgs& a, int64_t r0, int64_t r1) {
   switch (T) {
-    case 1: rows_x_tokens_dot<1, 2>(a, r0, r1); break;
+    case 1: rows_x_tokens_dot<1, 4, 1>(a, r0, r1); break;  // as rows_x_tokens: address order
     case 2: rows_x_tokens_dot<2, 1>(a, r0, r1); break;
     case 3: rows_x_tokens_dot<3, 1>(a, r0, r1); break;
     case 4: rows_x_tokens_dot<4, 1>(a, r0, r1); break;
