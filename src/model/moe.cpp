@@ -134,6 +134,7 @@ void moe_forward(const BlockIO& io, const MoeWeights& w, RouterWeights mode, Rou
   std::memset(io.out, 0, sizeof(float) * size_t(T * d));
   const bool shared = !w.shared.gate.empty();
   const int64_t cap = ws.moe_group_rows;
+  KL_ASSERT(T <= cap);  // a lone expert (the shared one has every token) always fits
   MatmulJob gu[2 * kMaxGroupExperts], dn[kMaxGroupExperts];
   int32_t members[kMaxGroupExperts];
   int64_t n_members = 0, rows = 0;

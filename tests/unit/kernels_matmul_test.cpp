@@ -282,6 +282,53 @@ TEST(MatmulDriver, ThreadedMatchesScalarTwin) {
   }
 }
 
+// matmul_batch: many products of mixed formats and shapes (an empty one among them) in one call,
+// each against its scalar twin, with 1 and 2 threads, on every ISA.
+TEST(MatmulBatch, EveryJobMatchesItsTwin) {
+  const std::vector<Shape> shapes = {{1024, 2304, 1}, {7, 65, 1},    {2304, 300, 1}, {33, 17, 0},
+                                     {65, 128, 3},    {1000, 70, 17}, {9, 500, 100}, {300, 300, 1},
+                                     {1, 2304, 2},    {4096, 64, 1}};
+  const DType dts[] = {DType::BF16, DType::F32, DType::F16};
+  uint32_t seed = 900;
+  std::vector<TestWeight> ws;
+  std::vector<std::vector<float>> xs;
+  std::vector<int64_t> ldxs, ldys;
+  for (size_t j = 0; j < shapes.size(); j++) {
+    const Shape& s = shapes[j];
+    ldxs.push_back(s.cols + int64_t(j % 3));
+    ldys.push_back(s.rows + int64_t(j % 2) * 5);
+    ws.emplace_back(dts[j % 3], s.rows, s.cols, j % 2 ? 2 : 0, seed++);
+    xs.push_back(make_x(std::max<int64_t>(s.n, 1), s.cols, ldxs[j], seed++));
+  }
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (Isa isa : machine_isas()) {
+      Context ctx{&pool, &table(isa)};
+      std::vector<std::vector<float>> ys(shapes.size());
+      std::vector<MatmulJob> jobs;
+      for (size_t j = 0; j < shapes.size(); j++) {
+        ys[j].assign(size_t(std::max<int64_t>(shapes[j].n, 1) * ldys[j]), -7.f);
+        jobs.push_back({&ws[j].view, xs[j].data(), shapes[j].n, ldxs[j], ys[j].data(), ldys[j]});
+      }
+      matmul_batch(ctx, jobs.data(), int64_t(jobs.size()));
+      for (size_t j = 0; j < shapes.size(); j++) {
+        const Shape& s = shapes[j];
+        const DType dt = dts[j % 3];
+        const std::string what = "batch job " + std::to_string(j) + " " +
+                                 describe(isa, dt, s, j % 2 ? 2 : 0) + " threads=" + std::to_string(threads);
+        if (s.n == 0) {
+          for (float v : ys[j]) EXPECT_EQ(v, -7.f) << what << ": an empty job wrote output";
+          continue;
+        }
+        std::vector<float> ref =
+            twin(scalar_kernels().matmul_rows[size_t(dt)], ws[j].view, xs[j].data(), s.n, ldxs[j]);
+        expect_close(ys[j], ldys[j], ref, abs_bound(ws[j], xs[j].data(), s.n, ldxs[j]), s.n, s.rows, what);
+      }
+      if (HasFailure()) return;
+    }
+  }
+}
+
 TEST(MatmulDriver, RejectsUnsupportedFormat) {
   ThreadPool pool(1);
   Context ctx{&pool, &scalar_kernels()};
