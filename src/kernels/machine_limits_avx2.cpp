@@ -28,7 +28,15 @@ double fma_loop(int64_t iters, float* sink) {
   return double(iters) * kChains * 8 * 2;
 }
 
-uint64_t read_sum(const void* p, size_t bytes) {
+namespace {
+inline uint64_t hsum(__m256i t) {
+  alignas(32) uint64_t v[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(v), t);
+  return v[0] + v[1] + v[2] + v[3];
+}
+}  // namespace
+
+uint64_t read_sum_seq(const void* p, size_t bytes) {
   const char* c = static_cast<const char*>(p);
   __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                   _mm256_setzero_si256()};
@@ -37,10 +45,24 @@ uint64_t read_sum(const void* p, size_t bytes) {
       s[k] = _mm256_add_epi64(s[k],
                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i + 32 * k)));
   }
-  __m256i t = _mm256_add_epi64(_mm256_add_epi64(s[0], s[1]), _mm256_add_epi64(s[2], s[3]));
-  alignas(32) uint64_t v[4];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(v), t);
-  return v[0] + v[1] + v[2] + v[3];
+  return hsum(_mm256_add_epi64(_mm256_add_epi64(s[0], s[1]), _mm256_add_epi64(s[2], s[3])));
+}
+
+uint64_t read_sum(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  const size_t q = bytes / 4 / 64 * 64;  // bytes per stream
+  __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                  _mm256_setzero_si256()};
+  for (size_t i = 0; i < q; i += 64) {
+    for (int k = 0; k < 4; k++) {
+      const char* at = c + size_t(k) * q + i;
+      s[k] = _mm256_add_epi64(s[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at)));
+      s[k] = _mm256_add_epi64(s[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + 32)));
+    }
+  }
+  for (size_t i = 4 * q; i + 32 <= bytes; i += 32)
+    s[0] = _mm256_add_epi64(s[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i)));
+  return hsum(_mm256_add_epi64(_mm256_add_epi64(s[0], s[1]), _mm256_add_epi64(s[2], s[3])));
 }
 
 }  // namespace kl::avx2

@@ -66,4 +66,14 @@ uint64_t read_sum(const void* p, size_t bytes) {
   return uint64_t(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s[0], s[1]), _mm512_add_epi64(s[2], s[3]))));
 }
 
+uint64_t read_sum_seq(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+  for (size_t i = 0; i + 128 <= bytes; i += 128) {
+    s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(c + i));
+    s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(c + i + 64));
+  }
+  return uint64_t(_mm512_reduce_add_epi64(_mm512_add_epi64(s0, s1)));
+}
+
 }  // namespace kl::avx512

@@ -18,8 +18,11 @@ void axpy_f32(float alpha, const float* x, float* y, int64_t n);
 // Register-only fp32 FMA loop for the peak measurement: runs `iters` iterations, returns the
 // flops done, writes a value depending on every result to *sink (so nothing is optimized away).
 double fma_loop(int64_t iters, float* sink);
-// Streaming read for the bandwidth measurement: sums `bytes` (a multiple of 128) from p.
+// Streaming reads for the bandwidth measurement: sum `bytes` (a multiple of 128) from p, in
+// address order (read_sum_seq, as decode reads a call's weights) or as four streams at once, a
+// quarter of the range apart (read_sum). Machines differ in which pattern streams faster.
 uint64_t read_sum(const void* p, size_t bytes);
+uint64_t read_sum_seq(const void* p, size_t bytes);
 }  // namespace kl::avx2
 
 namespace kl::avx512 {
@@ -34,6 +37,7 @@ double fma_loop(int64_t iters, float* sink);
 // Same with vdpbf16ps (AVX512_BF16): 64 flops per instruction.
 double dpbf16_loop(int64_t iters, float* sink);
 uint64_t read_sum(const void* p, size_t bytes);
+uint64_t read_sum_seq(const void* p, size_t bytes);
 }  // namespace kl::avx512
 
 #endif  // KL_HAVE_X86_KERNELS
