@@ -91,7 +91,7 @@ void add_bench_command(CLI::App& app, int& rc) {
       e = std::make_unique<Engine>(src, eo);
       model_name = o->f.model;
     }
-    if (o->f.cache_type != "f32") model_name += " cache " + o->f.cache_type;
+    if (e->model().cache_dtype() == DType::BF16) model_name += " cache bf16";
     std::fprintf(stderr, "model: %s\n", e->describe().c_str());
     BenchOptions bo;
     bo.n_prompt = o->n_prompt;

@@ -27,12 +27,17 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f) {
 
 void add_cache_type_flag(CLI::App* cmd, std::string& cache_type) {
   cmd->add_option("--cache-type", cache_type,
-                  "MLA latent cache storage: 'f32' (exact, the default) or 'bf16' (half the memory; attention "
+                  "MLA latent cache storage: 'auto' (the default: f32 for f32 weights, bf16 for bf16/f16 "
+                  "weights, as the reference runs them), 'f32' (exact) or 'bf16' (half the memory; attention "
                   "then multiplies bf16 values with fp32 sums, as vLLM's bf16 cache does)")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+      ->check(CLI::IsMember({"auto", "f32", "bf16"}));
 }
 
-DType cache_dtype_of(const std::string& cache_type) { return cache_type == "bf16" ? DType::BF16 : DType::F32; }
+std::optional<DType> cache_dtype_of(const std::string& cache_type) {
+  if (cache_type == "bf16") return DType::BF16;
+  if (cache_type == "f32") return DType::F32;
+  return std::nullopt;  // auto
+}
 
 std::unique_ptr<Engine> open_engine(const ModelFlags& f) {
   ModelSource src;

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,7 @@ namespace kl::cli {
 struct ModelFlags {
   std::string model;
   std::string router = "unbiased";
-  std::string cache_type = "f32";
+  std::string cache_type = "auto";
   int threads = 0;
   std::string isa;
   int64_t prefill_chunk = 512;
@@ -24,7 +25,7 @@ struct ModelFlags {
 void add_model_flags(CLI::App* cmd, ModelFlags& f);
 // The --cache-type option (also used by bench) and its value as a DType.
 void add_cache_type_flag(CLI::App* cmd, std::string& cache_type);
-DType cache_dtype_of(const std::string& cache_type);
+std::optional<DType> cache_dtype_of(const std::string& cache_type);  // "auto": unset
 // Loads the model named by the flags (or the built-in one, with a note on stderr).
 std::unique_ptr<Engine> open_engine(const ModelFlags& f);
 // The tokenizer for a model: --tokenizer DIR, else the model directory, else (built-in model)

@@ -19,11 +19,11 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
   std::unique_ptr<Model> m(new Model());
   m->cfg_ = load_config(dir);
   m->opt_ = opt;
-  m->set_cache_dtype(opt.cache_dtype);
   m->files_ = std::make_unique<SafetensorsSet>(SafetensorsSet::open(dir));
   std::vector<std::pair<std::string, TensorView>> tensors;
   for (const std::string& name : m->files_->names()) tensors.push_back({name, m->files_->find(name)->view});
   m->bind(tensors, dir);
+  m->set_cache_dtype(opt.cache_dtype);  // after bind: unset means "as the weights"
   return m;
 }
 
@@ -33,9 +33,9 @@ std::unique_ptr<Model> Model::from_memory(KimiConfig cfg, std::shared_ptr<void> 
   std::unique_ptr<Model> m(new Model());
   m->cfg_ = std::move(cfg);
   m->opt_ = opt;
-  m->set_cache_dtype(opt.cache_dtype);
   m->storage_ = std::move(storage);
   m->bind(tensors, "(in-memory model)");
+  m->set_cache_dtype(opt.cache_dtype);
   return m;
 }
 
@@ -128,13 +128,14 @@ SequenceState Model::new_state() const {
     k.recurrent.resize(size_t(H * D * D));
     k.conv.resize(size_t(3 * (W - 1) * P));
   }
-  s.mla.assign(size_t(cfg_.n_mla_layers()), LatentCache(cfg_.mla_cache_width(), opt_.cache_dtype));
+  s.mla.assign(size_t(cfg_.n_mla_layers()), LatentCache(cfg_.mla_cache_width(), cache_dtype()));
   return s;
 }
 
-void Model::set_cache_dtype(DType t) {
-  if (t != DType::F32 && t != DType::BF16)
-    fail("the MLA cache can be F32 or BF16, not ", dtype_name(t));
+void Model::set_cache_dtype(std::optional<DType> t) {
+  if (!t) t = w_.lm_head.dtype == DType::F32 ? DType::F32 : DType::BF16;  // the weights' format
+  if (*t != DType::F32 && *t != DType::BF16)
+    fail("the MLA cache can be F32 or BF16, not ", dtype_name(*t));
   opt_.cache_dtype = t;
 }
 
@@ -144,7 +145,7 @@ StateSizes Model::state_sizes() const {
   z.kda_recurrent_bytes = nk * cfg_.kda_num_heads * cfg_.kda_head_dim * cfg_.kda_head_dim * 4;
   z.kda_conv_bytes = nk * 3 * (cfg_.short_conv_kernel_size - 1) * cfg_.kda_proj_dim() * 4;
   z.mla_values_per_token_per_layer = cfg_.mla_cache_width();
-  z.mla_cache_bytes_per_token = nm * cfg_.mla_cache_width() * int64_t(dtype_size(opt_.cache_dtype));
+  z.mla_cache_bytes_per_token = nm * cfg_.mla_cache_width() * int64_t(dtype_size(cache_dtype()));
   return z;
 }
 

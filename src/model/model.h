@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,9 +20,11 @@ class SafetensorsSet;
 
 struct ModelOptions {
   RouterWeights router_weights = RouterWeights::Unbiased;  // spec Decisions 1
-  // Storage of the MLA latent cache in new states: F32 (exact, the default) or BF16 (half the
-  // memory and bf16 attention products; see kernels/attention.h).
-  DType cache_dtype = DType::F32;
+  // Storage of the MLA latent cache in new states: F32 (exact) or BF16 (half the memory and bf16
+  // attention products; see kernels/attention.h). Unset (the default): the format the model's
+  // weights compute in, as the reference runs them: F32 for F32 weights, BF16 for any other
+  // (bf16, f16 and quantized checkpoints; vLLM's "auto" and llama.cpp's f16 cache do the same).
+  std::optional<DType> cache_dtype;
 };
 
 // One run of tokens of one sequence; the batch is a list of runs (DESIGN.md §2).
@@ -67,8 +70,11 @@ class Model {
   const ModelWeights& weights() const { return w_; }
   const ModelOptions& options() const { return opt_; }
   void set_router_weights(RouterWeights r) { opt_.router_weights = r; }
-  // Applies to states made after the call (F32 or BF16; anything else throws).
-  void set_cache_dtype(DType t);
+  // Applies to states made after the call (F32 or BF16; anything else throws; unset: as the
+  // weights, see ModelOptions).
+  void set_cache_dtype(std::optional<DType> t);
+  // The storage of the MLA cache of new states (resolved: F32 or BF16).
+  DType cache_dtype() const { return *opt_.cache_dtype; }
   // Tensors present in the files but not used by the model (reported, not an error).
   const std::vector<std::string>& extra_tensors() const { return extra_; }
   int64_t weight_bytes() const { return weight_bytes_; }

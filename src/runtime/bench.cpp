@@ -94,7 +94,7 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
   using clock = std::chrono::steady_clock;
   const KimiConfig& c = e.model().config();
   const TokenCost cost = token_cost(e.model());
-  const std::string cache_type = e.model().options().cache_dtype == DType::BF16 ? "bf16" : "f32";
+  const std::string cache_type = e.model().cache_dtype() == DType::BF16 ? "bf16" : "f32";
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, int32_t(std::min<int64_t>(c.vocab_size, 163584)) - 1);
   auto random_tokens = [&](int64_t n) {

@@ -49,7 +49,7 @@ std::string Engine::describe() const {
          std::to_string(c.n_mla_layers()) + " MLA), " + std::string(dtype_name(model_->weights().lm_head.dtype)) +
          " weights, " + std::to_string(pool_->size()) + " thread(s), kernels: " + isa_name(ctx_.k->isa) +
          (ctx_.k->bf16_activations ? " (bf16 activations)" : "") +
-         (model_->options().cache_dtype == DType::BF16 ? ", bf16 latent cache" : "");
+         (model_->cache_dtype() == DType::BF16 ? ", bf16 latent cache" : ", f32 latent cache");
 }
 
 Session::Session(Engine& engine)

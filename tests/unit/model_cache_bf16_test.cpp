@@ -50,6 +50,19 @@ TEST(LatentCacheBf16, RowsAreRoundedToNearestEven) {
   EXPECT_THROW(LatentCache(5, DType::F16), Error);
 }
 
+// Unset (the default, --cache-type auto): the cache follows the weights' format, so the F32
+// fixture keeps the exact fp32 cache; an explicit choice wins.
+TEST(LatentCacheBf16, DefaultFollowsTheWeights) {
+  EXPECT_EQ(Model::load(tiny_a(), {})->cache_dtype(), DType::F32);
+  EXPECT_EQ(model(DType::BF16)->cache_dtype(), DType::BF16);
+  auto m = Model::load(tiny_a(), {});
+  m->set_cache_dtype(DType::BF16);
+  EXPECT_EQ(m->new_state().mla[0].dtype(), DType::BF16);
+  m->set_cache_dtype(std::nullopt);
+  EXPECT_EQ(m->new_state().mla[0].dtype(), DType::F32);
+  EXPECT_THROW(m->set_cache_dtype(DType::F16), Error);
+}
+
 TEST(LatentCacheBf16, HalvesTheCache) {
   auto m32 = model(DType::F32), m16 = model(DType::BF16);
   EXPECT_EQ(m16->state_sizes().mla_cache_bytes_per_token * 2, m32->state_sizes().mla_cache_bytes_per_token);
