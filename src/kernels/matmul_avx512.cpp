@@ -354,6 +354,22 @@ void pack_panel(const char* w, size_t ldw, int64_t nrows, int64_t k0, int64_t kc
   }
 }
 
+// y[i, 16j..] = acc[i][j] (first K-block) or += it (later ones); the last vector masked by `last`.
+template <int MR, int NV>
+KL_INLINE void store_gemm_tile(__m512 (&acc)[MR][NV], float* y, int64_t ldy, __mmask16 last,
+                               bool first) {
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++) {
+    float* c = y + i * ldy;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) {
+      const __mmask16 m = j + 1 < NV ? __mmask16(0xffff) : last;
+      if (!first) acc[i][j] = _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m, c + 16 * j));
+      _mm512_mask_storeu_ps(c + 16 * j, m, acc[i][j]);
+    }
+  }
+}
+
 // y[t, j] (+)= Σ_k x[t, k]·p[k, j] for MR tokens x NV vectors of columns (the last one `last`).
 template <int MR, int NV>
 void gemm_tile(const float* x, int64_t ldx, const float* p, int64_t kc, float* y, int64_t ldy,
@@ -374,16 +390,7 @@ void gemm_tile(const float* x, int64_t ldx, const float* p, int64_t kc, float* y
       for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
     }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; i++) {
-    float* c = y + i * ldy;
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; j++) {
-      const __mmask16 m = j + 1 < NV ? __mmask16(0xffff) : last;
-      if (!first) acc[i][j] = _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m, c + 16 * j));
-      _mm512_mask_storeu_ps(c + 16 * j, m, acc[i][j]);
-    }
-  }
+  store_gemm_tile<MR, NV>(acc, y, ldy, last, first);
 }
 
 // The same over the pair-packed bf16 panel (p[q·16·NV + j] = W's pair q of column j) and x
@@ -409,16 +416,7 @@ void gemm_tile_dot(const uint16_t* xb, int64_t ldxb, const uint32_t* p, int64_t 
       for (int j = 0; j < NV; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, as_bh(bv[j]));
     }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; i++) {
-    float* c = y + i * ldy;
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; j++) {
-      const __mmask16 m = j + 1 < NV ? __mmask16(0xffff) : last;
-      if (!first) acc[i][j] = _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m, c + 16 * j));
-      _mm512_mask_storeu_ps(c + 16 * j, m, acc[i][j]);
-    }
-  }
+  store_gemm_tile<MR, NV>(acc, y, ldy, last, first);
 }
 
 using GemmTileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t,

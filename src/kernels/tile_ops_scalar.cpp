@@ -34,7 +34,7 @@ void gemm_bf16(const GemmBf16Args& g) {
   float acc[kBlock];
   for (int64_t m = 0; m < g.M; m++) {
     float* c = g.c + m * g.ldc;
-    const uint16_t* a = g.a + m * g.lda;
+    const uint16_t* a = g.K > 0 ? g.a + m * g.lda : nullptr;  // K = 0 may come with a null a
     const float keep = g.row_scale ? g.row_scale[m] : 1.f;
     for (int64_t n0 = 0; n0 < g.N; n0 += kBlock) {
       const int64_t nb = std::min(kBlock, g.N - n0);
