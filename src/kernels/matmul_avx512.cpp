@@ -280,6 +280,25 @@ KL_INLINE void transpose16(__m512i (&r)[16]) {
   }
 }
 
+// r[q] = the 32-bit bf16 pairs qq + q of rows 0..nr-1 (lane i: row i; rows past nr and values
+// past column kc are 0): rows from wj (column k0 of row 0), ldw bytes apart, transposed in
+// registers. Reads nothing past column kc.
+KL_INLINE void load_pairs_transposed(const char* wj, size_t ldw, int64_t nr, int64_t qq, int64_t kc,
+                                     __m512i (&r)[16]) {
+  const char* src = wj + size_t(qq) * 4;
+  if (2 * qq + 32 <= kc) {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+      r[i] = i < nr ? _mm512_loadu_si512(src + size_t(i) * ldw) : _mm512_setzero_si512();
+  } else {
+    const __mmask32 m = lanes32(kc - 2 * qq);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+      r[i] = i < nr ? _mm512_maskz_loadu_epi16(m, src + size_t(i) * ldw) : _mm512_setzero_si512();
+  }
+  transpose16(r);
+}
+
 // p[k·ldp + j] = W[j, k0 + k] (fp32) for k < kc, j < nrows; 0 for nrows <= j < ldp (ldp is a
 // multiple of 16). w: row 0 of the panel, ldw bytes per row. Reads nothing past column k0 + kc.
 template <class W>
@@ -295,19 +314,7 @@ void pack_panel(const char* w, size_t ldw, int64_t nrows, int64_t k0, int64_t kc
       const char* wj = w + size_t(j0) * ldw + size_t(k0) * 2;
       for (int64_t qq = 0; qq < pairs; qq += 16) {
         __m512i r[16];
-        const char* src = wj + size_t(qq) * 4;
-        if (2 * qq + 32 <= kc) {
-#pragma GCC unroll 16
-          for (int i = 0; i < 16; i++)
-            r[i] = i < nr ? _mm512_loadu_si512(src + size_t(i) * ldw) : _mm512_setzero_si512();
-        } else {
-          const __mmask32 m = lanes32(kc - 2 * qq);
-#pragma GCC unroll 16
-          for (int i = 0; i < 16; i++)
-            r[i] = i < nr ? _mm512_maskz_loadu_epi16(m, src + size_t(i) * ldw)
-                          : _mm512_setzero_si512();
-        }
-        transpose16(r);
+        load_pairs_transposed(wj, ldw, nr, qq, kc, r);
         float* d = p + 2 * qq * ldp + j0;
         if (2 * qq + 32 <= kc) {
 #pragma GCC unroll 16
@@ -529,18 +536,7 @@ void pack_panel_dot(const char* w, size_t ldw, int64_t nrows, int64_t k0, int64_
     const char* wj = w + size_t(j0) * ldw + size_t(k0) * 2;
     for (int64_t qq = 0; qq < pairs; qq += 16) {
       __m512i r[16];
-      const char* src = wj + size_t(qq) * 4;
-      if (2 * qq + 32 <= kc) {
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++)
-          r[i] = i < nr ? _mm512_loadu_si512(src + size_t(i) * ldw) : _mm512_setzero_si512();
-      } else {
-        const __mmask32 m = lanes32(kc - 2 * qq);
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++)
-          r[i] = i < nr ? _mm512_maskz_loadu_epi16(m, src + size_t(i) * ldw) : _mm512_setzero_si512();
-      }
-      transpose16(r);
+      load_pairs_transposed(wj, ldw, nr, qq, kc, r);
       uint32_t* d = p + qq * ldp + j0;
       const int64_t nq = std::min<int64_t>(16, pairs - qq);
 #pragma GCC unroll 16
