@@ -72,8 +72,8 @@ nlohmann::json inspect_config(const KimiConfig& c) {
                      {"embedding", embed},
                      {"routed_experts", routed},
                      {"tensors", int64_t(table.size())}};
-  // The engine keeps the state in fp32 (4 bytes a value) and the cache in fp32 or, with
-  // --cache-type bf16, in bf16 (2 bytes a value).
+  // The engine keeps the state in fp32 (4 bytes a value) and the cache in fp32 or bf16 (2 bytes a
+  // value): by default as the weights (--cache-type auto).
   r["state_per_sequence"] = {{"kda_recurrent_values", rec},
                              {"kda_conv_values", conv},
                              {"bytes", (rec + conv) * 4},
@@ -158,7 +158,8 @@ std::string inspect_text(const nlohmann::json& r) {
   std::snprintf(red, sizeof red, "%.1f %%", 100.0 * a["reduction"].get<double>());
   o << "MLA cache:  " << m["layers"] << " MLA layers x " << m["values_per_layer"] << " cached values per token = "
     << group_digits(m["values"]) << " values (" << human_bytes(m["bytes"].get<double>()) << " fp32, "
-    << human_bytes(m["bytes_bf16"].get<double>()) << " with --cache-type bf16) per token\n";
+    << human_bytes(m["bytes_bf16"].get<double>()) << " bf16) per token; bf16 by default for BF16/F16 weights, fp32 "
+    << "for F32 ones (--cache-type)\n";
   o << "            at the full context of " << group_digits(r["max_context"]) << " tokens: "
     << human_bytes(m["bytes_at_max_context"].get<double>()) << " fp32, "
     << human_bytes(m["bytes_bf16_at_max_context"].get<double>()) << " bf16 per sequence\n";
