@@ -6,6 +6,7 @@
 #include "core/thread_pool.h"
 #include "kernels/kda_simd.h"
 #include "kernels/kernels.h"
+#include "kernels/neon_impl.h"
 #include "kernels/scalar_impl.h"
 #include "kernels/tile_ops_impl.h"
 #include "kernels/x86_impl.h"
@@ -74,6 +75,21 @@ Kernels make_avx512(bool bf16_dot) {
   return k;
 }
 #endif
+
+#if defined(__aarch64__) && defined(KL_HAVE_NEON_KERNELS)
+// Only the matmul and vector ops have NEON versions so far; the rest stay the scalar twins.
+Kernels make_neon() {
+  Kernels k = make_scalar();
+  k.isa = Isa::Neon;
+  k.matmul_rows[size_t(DType::F32)] = neon::matmul_rows_f32;
+  k.matmul_rows[size_t(DType::BF16)] = neon::matmul_rows_bf16;
+  k.matmul_rows[size_t(DType::F16)] = neon::matmul_rows_f16;
+  k.matmul_rows_bf16_dot = nullptr;  // no bf16 dot path (BFDOT is an optional armv8.6 extension)
+  k.dot_f32 = neon::dot_f32;
+  k.axpy_f32 = neon::axpy_f32;
+  return k;
+}
+#endif
 }  // namespace
 
 const Kernels& scalar_kernels() {
@@ -98,8 +114,14 @@ const Kernels& kernels_for(Isa isa, const CpuFeatures& cpu) {
       return cpu.avx512_bf16 ? with_dot : without_dot;
     }
 #endif
+#if defined(__aarch64__) && defined(KL_HAVE_NEON_KERNELS)
+    case Isa::Neon: {
+      static const Kernels k = make_neon();
+      return k;
+    }
+#endif
     default:
-      // No fast path for this ISA yet (NEON): the scalar table serves it.
+      // No fast path for this ISA in this build: the scalar table serves it.
       return scalar_kernels();
   }
 }

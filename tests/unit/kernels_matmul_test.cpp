@@ -25,7 +25,7 @@ constexpr double kAbsTol = 1e-6;
 std::vector<Isa> machine_isas() {
   CpuFeatures cpu = CpuFeatures::detect();
   std::vector<Isa> out;
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon})
     if (cpu.supports(isa)) out.push_back(isa);
   return out;
 }
