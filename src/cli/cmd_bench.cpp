@@ -113,15 +113,22 @@ void add_bench_command(CLI::App& app, int& rc) {
       nlohmann::json rows = run_bench(*e, bo, lim, [&](const nlohmann::json& j) {
         if (o->json) return;
         if (!header) {
-          std::printf("| %-44s | %7s | %7s | %8s | %12s | %10s | %10s |\n", "model", "threads", "test", "depth", "t/s",
-                      "% of limit", "peak RSS");
-          std::printf("| %s | ------: | ------: | -------: | -----------: | ---------: | ---------: |\n",
+          std::printf("| %-44s | %7s | %7s | %8s | %12s | %10s | %14s | %10s |\n", "model", "threads", "test", "depth",
+                      "t/s", "% of limit", "limit", "peak RSS");
+          std::printf("| %s | ------: | ------: | -------: | -----------: | ---------: | -------------: | ---------: |\n",
                       std::string(44, '-').c_str());
           header = true;
         }
-        std::printf("| %-44s | %7d | %7s | %8lld | %12.2f | %9.1f%% | %6.2f GiB |\n", model_name.c_str(),
+        // The limit the fraction is taken of: the bandwidth probed around a tg run, the peak for pp.
+        char limit[32] = "-";  // --no-limits
+        const double bw = j.contains("bandwidth_gbs_at_test") ? j["bandwidth_gbs_at_test"].get<double>() : 0;
+        if (bw > 0)
+          std::snprintf(limit, sizeof limit, "%.1f GB/s", bw);
+        else if (!j.contains("bandwidth_gbs_at_test") && lim.peak_gflops > 0)
+          std::snprintf(limit, sizeof limit, "%.0f GFLOP/s", lim.peak_gflops);
+        std::printf("| %-44s | %7d | %7s | %8lld | %12.2f | %9.1f%% | %14s | %6.2f GiB |\n", model_name.c_str(),
                     j["threads"].get<int>(), j["test"].get<std::string>().c_str(), (long long)j["depth"].get<int64_t>(),
-                    j["tokens_per_s"].get<double>(), 100 * j["fraction_of_limit"].get<double>(),
+                    j["tokens_per_s"].get<double>(), 100 * j["fraction_of_limit"].get<double>(), limit,
                     double(j["peak_rss_bytes"].get<int64_t>()) / (1 << 30));
         std::fflush(stdout);
       });

@@ -86,6 +86,27 @@ TEST(Cli, BenchJson) {
   }
 }
 
+// The table: a header naming the limit column, then one row per test (llama-bench's layout).
+TEST(Cli, BenchTable) {
+  CmdResult r = run_cli("bench --model " + tiny_a() + " -p 8 -n 4 -d 0,40 -r 1 -t 1 --no-limits");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::vector<std::string> lines;
+  for (size_t a = 0, b; a < r.out.size(); a = b + 1) {
+    b = r.out.find('\n', a);
+    if (b == std::string::npos) b = r.out.size();
+    lines.push_back(r.out.substr(a, b - a));
+  }
+  ASSERT_EQ(lines.size(), 6u) << r.out;
+  for (const char* col : {"threads", "test", "depth", "t/s", "% of limit", "limit", "peak RSS"})
+    EXPECT_NE(lines[0].find(col), std::string::npos) << col;
+  const char* tests[] = {"pp8", "tg4", "pp8", "tg4"};
+  for (int i = 0; i < 4; i++) {
+    EXPECT_NE(lines[2 + i].find(tests[i]), std::string::npos) << lines[2 + i];
+    EXPECT_NE(lines[2 + i].find(i < 2 ? " 0 |" : " 40 |"), std::string::npos) << lines[2 + i];
+    EXPECT_NE(lines[2 + i].find(" - |"), std::string::npos) << lines[2 + i];  // --no-limits: none
+  }
+}
+
 TEST(Cli, BuiltinModelRunsAndSaysItIsRandom) {
   CmdResult r = run_cli("generate --prompt-ids 1,2,3 -n 4");
   ASSERT_EQ(r.rc, 0) << r.err;
