@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/row_tiles.h"
 #include "kernels/stream_prefetch.h"
 #include "kernels/x86_impl.h"
 
@@ -169,58 +170,28 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
   store_tile<R, T>(acc[0], y, ldy);
 }
 
-// Rows [r0, r1) x tokens [t0, t0 + T), in tiles of R rows (kRows, or 1).
-template <class W, int T, int U, int R = kRows>
-void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, const Stream& stream) {
-  const WeightView& w = *a.w;
-  const size_t ldw = w.row_bytes();
-  const float* x = a.x + t0 * a.ldx;
-  float* y = a.y + t0 * a.ldy;
-  auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
-  int64_t r = r0;
-  for (; r + R <= r1; r += R) tile<W, R, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream);
-  switch (r1 - r) {
-    case 1: tile<W, 1, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
-    case 2: tile<W, 2, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
-    case 3: tile<W, 3, T, U>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy, stream); break;
-    default: break;
-  }
-}
+// Rows [r0, r1) x tokens [t0, t0 + T), in tiles of kRows rows; one token (decode) reads the rows
+// one after another, four accumulators each: the call's bytes then stream in address order, which
+// the hardware prefetchers follow far better than the four interleaved row streams of a 4-row
+// tile (rows are only a few KiB, so each such stream is short). Measured on Zen 5, 2 threads, a
+// decode step's weights: 63-69 GB/s against 53-56 for 4-row tiles while a read probe gave ~85 GB/s.
+template <int T>
+constexpr int kTileRows = T == 1 ? 1 : kRows;
+template <int T>
+constexpr int kTileUnroll = T == 1 ? 4 : 1;
 
-// One token (decode) reads the rows one after another, four accumulators each: the call's bytes
-// then stream in address order, which the hardware prefetchers follow far better than the four
-// interleaved row streams of a 4-row tile (rows are only a few KiB, so each such stream is short).
-// Measured on Zen 5, 2 threads, a decode step's weights: 63-69 GB/s against 53-56 for 4-row tiles
-// while a read probe gave ~85 GB/s.
 template <class W>
 void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0,
                    const Stream& stream) {
-  switch (T) {
-    case 1: rows_x_tokens<W, 1, 4, 1>(a, r0, r1, t0, stream); break;
-    case 2: rows_x_tokens<W, 2, 1>(a, r0, r1, t0, stream); break;
-    case 3: rows_x_tokens<W, 3, 1>(a, r0, r1, t0, stream); break;
-    case 4: rows_x_tokens<W, 4, 1>(a, r0, r1, t0, stream); break;
-    case 5: rows_x_tokens<W, 5, 1>(a, r0, r1, t0, stream); break;
-    case 6: rows_x_tokens<W, 6, 1>(a, r0, r1, t0, stream); break;
-    default: break;
-  }
-}
-
-// Rows of one block: as many as fit kRowBlockBytes, a multiple of the tile height.
-int64_t row_block(size_t row_bytes) {
-  int64_t rb = int64_t(kRowBlockBytes / std::max<size_t>(row_bytes, 1));
-  return std::max<int64_t>(kRows, rb / kRows * kRows);
-}
-
-// Splits n tokens into tiles of at most kTokens, as even as possible (8 -> 4 + 4, not 6 + 2).
-template <class F>
-void for_token_tiles(int64_t n, F&& f) {
-  int64_t tiles = (n + kTokens - 1) / kTokens;
-  for (int64_t k = 0, t0 = 0; k < tiles; k++) {
-    int64_t T = (n - t0 + (tiles - k) - 1) / (tiles - k);
-    f(t0, int(T));
-    t0 += T;
-  }
+  const char* w = static_cast<const char*>(a.w->data);
+  const size_t ldw = a.w->row_bytes();
+  const float* x = a.x + t0 * a.ldx;
+  float* y = a.y + t0 * a.ldy;
+  row_tiles::with_count<kTokens>(T, [&]<int Tn>() {
+    row_tiles::for_row_tiles<kTileRows<Tn>>(r0, r1, [&]<int Rn>(int64_t r) {
+      tile<W, Rn, Tn, kTileUnroll<Tn>>(w + size_t(r) * ldw, ldw, x, a.ldx, a.w->cols, y + r, a.ldy, stream);
+    });
+  });
 }
 
 KL_INLINE __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh&>(v); }
@@ -475,7 +446,7 @@ __attribute__((noinline)) void gemm_rows(const MatmulArgs& a, int64_t r0, int64_
       });
       for_panels(c0, c1, [&](int64_t j0, int64_t, int nv, __mmask16 last) {
         const float* p = panels + (j0 - c0) * kc;
-        for_token_tiles(a.n, [&](int64_t t0, int T) {
+        row_tiles::for_token_tiles(a.n, kTokens, [&](int64_t t0, int T) {
           kGemmTiles[size_t(nv - 1)][size_t(T - 1)](a.x + t0 * a.ldx + k0, a.ldx, p, kc,
                                                     a.y + t0 * a.ldy + j0, a.ldy, last, k0 == 0);
         });
@@ -491,14 +462,13 @@ void matmul_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     gemm_rows<W>(a, r0, r1);
     return;
   }
-  const int64_t rb = row_block(a.w->row_bytes());
   // One token tile: every weight byte is read once, from DRAM.
   Stream stream;
   if (a.n <= kTokens) stream.end = static_cast<const char*>(a.w->row(r1));
-  for (int64_t b0 = r0; b0 < r1; b0 += rb) {
-    const int64_t b1 = std::min(r1, b0 + rb);
-    for_token_tiles(a.n, [&](int64_t t0, int T) { rows_x_tokens<W>(T, a, b0, b1, t0, stream); });
-  }
+  const int64_t rb = row_tiles::row_block(a.w->row_bytes(), kRowBlockBytes, kRows);
+  row_tiles::for_blocks(r0, r1, rb, a.n, kTokens, [&](int64_t b0, int64_t b1, int64_t t0, int T) {
+    rows_x_tokens<W>(T, a, b0, b1, t0, stream);
+  });
 }
 
 // ---- bf16 activations (vdpbf16ps) ----
@@ -570,7 +540,7 @@ __attribute__((noinline)) void gemm_rows_dot(const MatmulArgs& a, int64_t r0, in
           round_to_bf16(a.x + (x0 + t) * a.ldx + k0, kc, ldxb, xb + t * ldxb);
         for_panels(c0, c1, [&](int64_t j0, int64_t, int nv, __mmask16 last) {
           const uint32_t* p = panels + (j0 - c0) * pairs;
-          for_token_tiles(nx, [&](int64_t t0, int T) {
+          row_tiles::for_token_tiles(nx, kTokens, [&](int64_t t0, int T) {
             kGemmTilesDot[size_t(nv - 1)][size_t(T - 1)](xb + t0 * ldxb, ldxb, p, pairs,
                                                          a.y + (x0 + t0) * a.ldy + j0, a.ldy,
                                                          last, k0 == 0);
@@ -641,32 +611,15 @@ struct DotArgs {
   Stream stream;
 };
 
-template <int T, int U, int R = kRows>
-void rows_x_tokens_dot(const DotArgs& a, int64_t r0, int64_t r1) {
-  const WeightView& w = *a.w;
-  const size_t ldw = w.row_bytes();
-  auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
-  int64_t r = r0;
-  for (; r + R <= r1; r += R)
-    tile_dot<R, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream);
-  switch (r1 - r) {
-    case 1: tile_dot<1, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream); break;
-    case 2: tile_dot<2, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream); break;
-    case 3: tile_dot<3, T, U>(at(r), ldw, a.xb, a.ldxb, w.cols, a.y + r, a.ldy, a.stream); break;
-    default: break;
-  }
-}
-
+// As rows_x_tokens, over x in bf16.
 void rows_x_tokens_dot(int T, const DotArgs& a, int64_t r0, int64_t r1) {
-  switch (T) {
-    case 1: rows_x_tokens_dot<1, 4, 1>(a, r0, r1); break;  // as rows_x_tokens: address order
-    case 2: rows_x_tokens_dot<2, 1>(a, r0, r1); break;
-    case 3: rows_x_tokens_dot<3, 1>(a, r0, r1); break;
-    case 4: rows_x_tokens_dot<4, 1>(a, r0, r1); break;
-    case 5: rows_x_tokens_dot<5, 1>(a, r0, r1); break;
-    case 6: rows_x_tokens_dot<6, 1>(a, r0, r1); break;
-    default: break;
-  }
+  const char* w = static_cast<const char*>(a.w->data);
+  const size_t ldw = a.w->row_bytes();
+  row_tiles::with_count<kTokens>(T, [&]<int Tn>() {
+    row_tiles::for_row_tiles<kTileRows<Tn>>(r0, r1, [&]<int Rn>(int64_t r) {
+      tile_dot<Rn, Tn, kTileUnroll<Tn>>(w + size_t(r) * ldw, ldw, a.xb, a.ldxb, a.w->cols, a.y + r, a.ldy, a.stream);
+    });
+  });
 }
 
 #undef KL_INLINE
@@ -703,20 +656,17 @@ void matmul_rows_bf16_dot(const MatmulArgs& a, int64_t r0, int64_t r1) {
   } else if (chunk > kTokens) {
     chunk = chunk / kTokens * kTokens;  // whole tiles
   }
-  const int64_t rb = row_block(w.row_bytes());
+  const int64_t rb = row_tiles::row_block(w.row_bytes(), kRowBlockBytes, kRows);
   Stream stream;  // one token tile: every weight byte read once, from DRAM
   if (a.n <= kTokens) stream.end = static_cast<const char*>(w.row(r1));
   for (int64_t c0 = 0; c0 < a.n; c0 += chunk) {
     const int64_t nc = std::min(chunk, a.n - c0);
     for (int64_t t = 0; t < nc; t++)
       round_to_bf16(a.x + (c0 + t) * a.ldx, w.cols, ldxb, xb + t * ldxb);
-    for (int64_t b0 = r0; b0 < r1; b0 += rb) {
-      const int64_t b1 = std::min(r1, b0 + rb);
-      for_token_tiles(nc, [&](int64_t t0, int T) {
-        DotArgs d{&w, xb + t0 * ldxb, ldxb, a.y + (c0 + t0) * a.ldy, a.ldy, stream};
-        rows_x_tokens_dot(T, d, b0, b1);
-      });
-    }
+    row_tiles::for_blocks(r0, r1, rb, nc, kTokens, [&](int64_t b0, int64_t b1, int64_t t0, int T) {
+      DotArgs d{&w, xb + t0 * ldxb, ldxb, a.y + (c0 + t0) * a.ldy, a.ldy, stream};
+      rows_x_tokens_dot(T, d, b0, b1);
+    });
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kernels/neon_impl.h"
+#include "kernels/row_tiles.h"
 
 namespace kl::neon {
 
@@ -134,37 +135,18 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
     for (int r = 0; r < R; r++) y[t * ldy + r] = s[r][t];
 }
 
-template <class W, int T>
-void rows_x_tokens(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0) {
-  const WeightView& w = *a.w;
-  const size_t ldw = w.row_bytes();
-  const float* x = a.x + t0 * a.ldx;
-  float* y = a.y + t0 * a.ldy;
-  auto at = [&](int64_t r) { return static_cast<const char*>(w.data) + size_t(r) * ldw; };
-  int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows) tile<W, kRows, T>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy);
-  switch (r1 - r) {
-    case 1: tile<W, 1, T>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy); break;
-    case 2: tile<W, 2, T>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy); break;
-    case 3: tile<W, 3, T>(at(r), ldw, x, a.ldx, w.cols, y + r, a.ldy); break;
-    default: break;
-  }
-}
-
+// Rows [r0, r1) x tokens [t0, t0 + T), in tiles of kRows rows.
 template <class W>
 void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0) {
-  switch (T) {
-    case 1: rows_x_tokens<W, 1>(a, r0, r1, t0); break;
-    case 2: rows_x_tokens<W, 2>(a, r0, r1, t0); break;
-    case 3: rows_x_tokens<W, 3>(a, r0, r1, t0); break;
-    case 4: rows_x_tokens<W, 4>(a, r0, r1, t0); break;
-    default: break;
-  }
-}
-
-int64_t row_block(size_t row_bytes) {
-  int64_t rb = int64_t(kRowBlockBytes / std::max<size_t>(row_bytes, 1));
-  return std::max<int64_t>(kRows, rb / kRows * kRows);
+  const char* w = static_cast<const char*>(a.w->data);
+  const size_t ldw = a.w->row_bytes();
+  const float* x = a.x + t0 * a.ldx;
+  float* y = a.y + t0 * a.ldy;
+  row_tiles::with_count<kTokens>(T, [&]<int Tn>() {
+    row_tiles::for_row_tiles<kRows>(r0, r1, [&]<int Rn>(int64_t r) {
+      tile<W, Rn, Tn>(w + size_t(r) * ldw, ldw, x, a.ldx, a.w->cols, y + r, a.ldy);
+    });
+  });
 }
 
 template <class W>
@@ -174,17 +156,10 @@ void matmul_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     rows_one_token<W>(a, r0, r1);
     return;
   }
-  const int64_t rb = row_block(a.w->row_bytes());
-  const int64_t tiles = (a.n + kTokens - 1) / kTokens;
-  for (int64_t b0 = r0; b0 < r1; b0 += rb) {
-    const int64_t b1 = std::min(r1, b0 + rb);
-    // Tiles as even as possible: 5 tokens -> 3 + 2, not 4 + 1.
-    for (int64_t k = 0, t0 = 0; k < tiles; k++) {
-      int64_t T = (a.n - t0 + (tiles - k) - 1) / (tiles - k);
-      rows_x_tokens<W>(int(T), a, b0, b1, t0);
-      t0 += T;
-    }
-  }
+  const int64_t rb = row_tiles::row_block(a.w->row_bytes(), kRowBlockBytes, kRows);
+  row_tiles::for_blocks(r0, r1, rb, a.n, kTokens, [&](int64_t b0, int64_t b1, int64_t t0, int T) {
+    rows_x_tokens<W>(T, a, b0, b1, t0);
+  });
 }
 
 #undef KL_INLINE
