@@ -159,6 +159,18 @@ constexpr int64_t kGemmTaskRows = 128;
 constexpr int64_t kMinTaskMacs = 64 * 1024;
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// The fewest rows a prompt-sized task (n > kSmallN) should get: an L2-sized row block, and from
+// kGemmTokens on a whole GEMM chunk.
+int64_t prompt_task_rows(const WeightView& w, int64_t n) {
+  int64_t per = kTaskWeightBytes / std::max<int64_t>(1, int64_t(w.row_bytes()));
+  return n >= kGemmTokens ? std::max(per, kGemmTaskRows) : per;
+}
+
+// Rows per task, final: at least kMinTaskMacs multiply-adds, whole kRowAlign groups.
+int64_t aligned_task_rows(int64_t per, const WeightView& w, int64_t n) {
+  return round_up(std::max({per, int64_t(1), kMinTaskMacs / std::max<int64_t>(1, w.cols * n)}), kRowAlign);
+}
 }  // namespace
 
 void matmul_strided(const Context& ctx, const WeightView& w, const float* x, int64_t n, int64_t ldx,
@@ -172,17 +184,12 @@ void matmul_strided(const Context& ctx, const WeightView& w, const float* x, int
     fn(a, 0, w.rows);
     return;
   }
-  const int64_t macs_per_row = std::max<int64_t>(1, w.cols * n);
   int64_t per;
-  if (n <= kSmallN) {
+  if (n <= kSmallN)
     per = (w.rows + threads * kTasksPerThread - 1) / (threads * kTasksPerThread);
-  } else {
-    const int64_t row_bytes = std::max<int64_t>(1, int64_t(w.row_bytes()));
-    per = std::max<int64_t>(kRowAlign, kTaskWeightBytes / row_bytes);
-    if (n >= kGemmTokens) per = std::max(per, kGemmTaskRows);
-    per = std::min(per, (w.rows + threads - 1) / threads);  // at least one task per thread
-  }
-  per = round_up(std::max(per, kMinTaskMacs / macs_per_row), kRowAlign);
+  else  // at least one task per thread
+    per = std::min(prompt_task_rows(w, n), (w.rows + threads - 1) / threads);
+  per = aligned_task_rows(per, w, n);
   const int64_t row_tasks = (w.rows + per - 1) / per;
 
   // Few rows and many tokens (a small weight over a prompt): split the tokens as well.
@@ -245,14 +252,9 @@ void matmul_batch(const Context& ctx, const MatmulJob* jobs, int64_t count) {
     int64_t tasks = 0;
     per_task[j] = 1;
     if (b.n > 0 && b.w->rows > 0) {
-      const int64_t row_bytes = std::max<int64_t>(1, int64_t(b.w->row_bytes()));
-      int64_t per = int64_t(target / double(row_bytes));
-      if (b.n > kSmallN) {
-        per = std::max<int64_t>(per, kTaskWeightBytes / row_bytes);
-        if (b.n >= kGemmTokens) per = std::max(per, kGemmTaskRows);
-      }
-      per = round_up(std::max({per, int64_t(1), kMinTaskMacs / std::max<int64_t>(1, b.w->cols * b.n)}),
-                     kRowAlign);
+      int64_t per = int64_t(target / double(std::max<size_t>(1, b.w->row_bytes())));
+      if (b.n > kSmallN) per = std::max(per, prompt_task_rows(*b.w, b.n));
+      per = aligned_task_rows(per, *b.w, b.n);
       per_task[j] = per;
       tasks = (b.w->rows + per - 1) / per;
     }

@@ -160,17 +160,15 @@ void moe_forward(const BlockIO& io, const MoeWeights& w, RouterWeights mode, Rou
     matmul_batch(ctx, gu, 2 * n_members);
     swiglu(ws.fg.data(), ws.fu.data(), fo);
     matmul_batch(ctx, dn, n_members);
-    r = 0;
-    for (int64_t m = 0; m < n_members; m++) {
-      const int64_t e = members[m], n = expert_rows(e);
-      for (int64_t i = 0; i < n; i++) {
+    for (int64_t m = 0; m < n_members; m++) {  // each expert's rows are where its down job wrote them
+      const int64_t e = members[m];
+      for (int64_t i = 0; i < dn[m].n; i++) {
         const int64_t slot = e == E ? -1 : ws.expert_slot[size_t(ws.expert_offset[size_t(e)] + i)];
         const float wt = slot < 0 ? 1.f : ws.rweight[size_t(slot)];
         float* o = io.out + (slot < 0 ? i : slot / k) * d;
-        const float* y = ws.fy.data() + (r + i) * d;
+        const float* y = dn[m].y + i * d;
         for (int64_t j = 0; j < d; j++) o[j] += wt * y[j];
       }
-      r += n;
     }
     n_members = 0;
     rows = 0;
