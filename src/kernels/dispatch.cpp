@@ -77,7 +77,8 @@ Kernels make_avx512(bool bf16_dot) {
 #endif
 
 #if defined(__aarch64__) && defined(KL_HAVE_NEON_KERNELS)
-// Only the matmul and vector ops have NEON versions so far; the rest stay the scalar twins.
+// The matmul, vector ops and KDA have NEON versions so far; the rest (attention tiles, softmax,
+// packers) stay the scalar twins.
 Kernels make_neon() {
   Kernels k = make_scalar();
   k.isa = Isa::Neon;
@@ -87,6 +88,8 @@ Kernels make_neon() {
   k.matmul_rows_bf16_dot = nullptr;  // no bf16 dot path (BFDOT is an optional armv8.6 extension)
   k.dot_f32 = neon::dot_f32;
   k.axpy_f32 = neon::axpy_f32;
+  k.kda_recurrent_head = neon::kda_recurrent_head;
+  k.kda_chunk_head = neon::kda_chunk_head;
   return k;
 }
 #endif

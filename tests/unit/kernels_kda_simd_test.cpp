@@ -15,6 +15,7 @@
 #include "kernels/kda.h"
 #include "kernels/kda_simd.h"
 #include "kernels/kernels.h"
+#include "kernels/neon_impl.h"
 #include "kernels/ops.h"
 
 namespace kl {
@@ -171,7 +172,7 @@ TEST(KdaSimd, WeakDecayModelHeads) {
   }
 }
 
-#if defined(KL_HAVE_X86_KERNELS)
+#if defined(KL_HAVE_X86_KERNELS) || (defined(__aarch64__) && defined(KL_HAVE_NEON_KERNELS))
 // The kernels' exp over [−100, 0]: relative error within 2e-7 of exp while the result is a normal
 // float, at most FLT_MIN below that, never above 1; NaN stays NaN.
 TEST(KdaSimd, VectorExpMatchesStdExp) {
@@ -184,9 +185,13 @@ TEST(KdaSimd, VectorExpMatchesStdExp) {
   x.push_back(-5.f);  // an odd count, so the masked tail runs
   using ExpFn = void (*)(const float*, float*, int64_t);
   std::vector<std::pair<Isa, ExpFn>> fns;
+#if defined(KL_HAVE_X86_KERNELS)
   if (cpu.supports(Isa::Avx2)) fns.push_back({Isa::Avx2, avx2::kda_exp});
   if (cpu.supports(Isa::Avx512)) fns.push_back({Isa::Avx512, avx512::kda_exp});
-  if (fns.empty()) GTEST_SKIP() << "no x86 SIMD on this CPU";
+#else
+  if (cpu.supports(Isa::Neon)) fns.push_back({Isa::Neon, neon::kda_exp});
+#endif
+  if (fns.empty()) GTEST_SKIP() << "no SIMD exp on this CPU";
   for (auto [isa, fn] : fns) {
     std::vector<float> y(x.size(), -1.f);
     fn(x.data(), y.data(), int64_t(x.size()));
