@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,8 +19,22 @@ namespace kl::test {
 inline std::string tiny_a() { return std::string(KL_TEST_DATA) + "/tiny-a"; }
 inline std::string golden(const std::string& f) { return tiny_a() + "/golden/" + f; }
 
+// The pool size the model tests use unless they ask for one: 2, so the threaded paths are
+// covered, or KL_TEST_THREADS when set (an integer in 1..1024), e.g. 1 to rule threading out
+// while chasing a difference, or more to stress the work split. A bad value throws (the test
+// fails and says why) rather than quietly testing something else.
+inline int test_threads() {
+  const char* env = std::getenv("KL_TEST_THREADS");
+  if (!env || !*env) return 2;
+  char* end = nullptr;
+  long n = std::strtol(env, &end, 10);
+  if (*end != '\0' || n < 1 || n > 1024)
+    throw std::invalid_argument("KL_TEST_THREADS must be an integer in 1..1024, got '" + std::string(env) + "'");
+  return int(n);
+}
+
 struct Engine {
-  explicit Engine(int threads = 2, Isa isa = CpuFeatures::detect().best_isa())
+  explicit Engine(int threads = test_threads(), Isa isa = CpuFeatures::detect().best_isa())
       : pool(threads), cpu(CpuFeatures::detect()) {
     ctx.pool = &pool;
     ctx.k = &kernels_for(isa, cpu);
