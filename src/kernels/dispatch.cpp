@@ -77,8 +77,8 @@ Kernels make_avx512(bool bf16_dot) {
 #endif
 
 #if defined(__aarch64__) && defined(KL_HAVE_NEON_KERNELS)
-// The matmul, vector ops and KDA have NEON versions so far; the rest (attention tiles, softmax,
-// packers) stay the scalar twins.
+// Every op of the table has a NEON version; gemm_bf16 widens bf16 to fp32 (no bf16 dot: BFDOT
+// is an optional armv8.6 extension).
 Kernels make_neon() {
   Kernels k = make_scalar();
   k.isa = Isa::Neon;
@@ -88,6 +88,12 @@ Kernels make_neon() {
   k.matmul_rows_bf16_dot = nullptr;  // no bf16 dot path (BFDOT is an optional armv8.6 extension)
   k.dot_f32 = neon::dot_f32;
   k.axpy_f32 = neon::axpy_f32;
+  k.gemm_f32 = neon::gemm_f32;
+  k.online_softmax_f32 = neon::online_softmax_f32;
+  k.gemm_bf16 = neon::gemm_bf16;
+  k.pack_bf16_rows = neon::pack_bf16_rows;
+  k.pack_bf16_pairs = neon::pack_bf16_pairs;
+  k.interleave_bf16_pairs = neon::interleave_bf16_pairs;
   k.kda_recurrent_head = neon::kda_recurrent_head;
   k.kda_chunk_head = neon::kda_chunk_head;
   return k;

@@ -1,6 +1,6 @@
 // Declarations of the tile ops per ISA (kernels-internal; dispatch.cpp fills the table from them).
 // The x86 ones are defined in tile_ops_avx2.cpp / tile_ops_avx512.cpp, compiled with those ISA
-// flags and called only after the CPU check.
+// flags and called only after the CPU check; the AArch64 ones in tile_ops_neon.cpp.
 #pragma once
 #include "kernels/tile_ops.h"
 
@@ -35,4 +35,15 @@ void pack_bf16_rows(const PackBf16Args& p);
 void pack_bf16_pairs(const PackBf16Args& p);
 void interleave_bf16_pairs(const InterleaveBf16Args& p);
 }  // namespace kl::avx512
+#endif
+
+#if defined(__aarch64__) && defined(KL_HAVE_NEON_KERNELS)
+namespace kl::neon {
+void gemm_f32(const GemmF32Args& g);
+void online_softmax_f32(const OnlineSoftmaxArgs& a);
+void gemm_bf16(const GemmBf16Args& g);  // bf16 widened to fp32, FMA (BFDOT/BFMMLA are optional)
+void pack_bf16_rows(const PackBf16Args& p);
+void pack_bf16_pairs(const PackBf16Args& p);
+void interleave_bf16_pairs(const InterleaveBf16Args& p);
+}  // namespace kl::neon
 #endif

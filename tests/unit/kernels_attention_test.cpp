@@ -24,7 +24,7 @@ namespace {
 std::vector<Isa> isas() {
   std::vector<Isa> out;
   const CpuFeatures cpu = CpuFeatures::detect();
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon})
     if (cpu.supports(isa)) out.push_back(isa);
   return out;
 }

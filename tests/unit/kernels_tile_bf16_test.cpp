@@ -1,5 +1,5 @@
 // The bf16 tile GEMM and its packers (kernels/tile_ops.h) against their scalar twins, on every
-// fast kernel table this CPU runs: AVX2, AVX-512 with vdpbf16ps (AVX512_BF16) and the AVX-512
+// fast kernel table this CPU runs: NEON (AArch64), AVX2, AVX-512 with vdpbf16ps (AVX512_BF16) and the AVX-512
 // table without it (widening to fp32), built from this CPU's features with AVX512_BF16 masked
 // off. The GEMM over awkward shapes (rows and columns around the register tiles, K up to 576),
 // strided operands whose padding holds NaN bf16 (to prove it is never read), plain and
