@@ -1,6 +1,7 @@
 // bench: pp / tg tokens per second at several context depths, as a fraction of the machine's
 // measured limits.
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -113,9 +114,12 @@ void add_bench_command(CLI::App& app, int& rc) {
       nlohmann::json rows = run_bench(*e, bo, lim, [&](const nlohmann::json& j) {
         if (o->json) return;
         if (!header) {
-          std::printf("| %-44s | %7s | %7s | %8s | %12s | %10s | %14s | %10s |\n", "model", "threads", "test", "depth",
-                      "t/s", "% of limit", "limit", "peak RSS");
-          std::printf("| %s | ------: | ------: | -------: | -----------: | ---------: | -------------: | ---------: |\n",
+          // "vs d0": the median over repetitions of (this depth / the first depth listed) in the
+          // same repetition (see run_bench).
+          const std::string vs = "vs d" + std::to_string(bo.depths.front());
+          std::printf("| %-44s | %7s | %7s | %8s | %12s | %10s | %14s | %9s | %10s |\n", "model", "threads", "test",
+                      "depth", "t/s", "% of limit", "limit", vs.c_str(), "peak RSS");
+          std::printf("| %s | ------: | ------: | -------: | -----------: | ---------: | -------------: | --------: | ---------: |\n",
                       std::string(44, '-').c_str());
           header = true;
         }
@@ -126,10 +130,13 @@ void add_bench_command(CLI::App& app, int& rc) {
           std::snprintf(limit, sizeof limit, "%.1f GB/s", bw);
         else if (!j.contains("bandwidth_gbs_at_test") && lim.peak_gflops > 0)
           std::snprintf(limit, sizeof limit, "%.0f GFLOP/s", lim.peak_gflops);
-        std::printf("| %-44s | %7d | %7s | %8lld | %12.2f | %9.1f%% | %14s | %6.2f GiB |\n", model_name.c_str(),
-                    j["threads"].get<int>(), j["test"].get<std::string>().c_str(), (long long)j["depth"].get<int64_t>(),
-                    j["tokens_per_s"].get<double>(), 100 * j["fraction_of_limit"].get<double>(), limit,
-                    double(j["peak_rss_bytes"].get<int64_t>()) / (1 << 30));
+        char frac[16] = "-";
+        if (std::strcmp(limit, "-") != 0)
+          std::snprintf(frac, sizeof frac, "%.1f%%", 100 * j["fraction_of_limit"].get<double>());
+        std::printf("| %-44s | %7d | %7s | %8lld | %12.2f | %10s | %14s | %8.1f%% | %6.2f GiB |\n",
+                    model_name.c_str(), j["threads"].get<int>(), j["test"].get<std::string>().c_str(),
+                    (long long)j["depth"].get<int64_t>(), j["tokens_per_s"].get<double>(), frac, limit,
+                    100 * j["vs_first_depth_paired"].get<double>(), double(j["peak_rss_bytes"].get<int64_t>()) / (1 << 30));
         std::fflush(stdout);
       });
       for (auto& r : rows) {

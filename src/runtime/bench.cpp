@@ -126,6 +126,20 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
   struct Best {
     double pp = 0, tg = 0, bw = 0;
     int64_t pp_rss = 0, tg_rss = 0;
+    std::vector<double> pp_runs, tg_runs;  // tokens/s of each repetition
+  };
+  // Each depth against the first one listed (depth 0 by default), repetition by repetition: the
+  // two runs of a pair follow each other within seconds, so a drift of the machine over minutes
+  // (a shared VM's bandwidth moves by 1.5x) cancels in their ratio; the median of the pairs is
+  // steadier than the ratio of the best runs, which may come from different moments.
+  auto paired_median = [](const std::vector<double>& runs, const std::vector<double>& first) {
+    std::vector<double> r;
+    for (size_t i = 0; i < runs.size() && i < first.size(); i++)
+      if (first[i] > 0) r.push_back(runs[i] / first[i]);
+    if (r.empty()) return 0.0;
+    std::sort(r.begin(), r.end());
+    const size_t m = r.size() / 2;
+    return r.size() % 2 ? r[m] : (r[m - 1] + r[m]) / 2;
   };
   std::vector<Best> best(o.depths.size());
   nlohmann::json all = nlohmann::json::array();
@@ -142,6 +156,7 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
         s.feed(p);
         const double sec = std::chrono::duration<double>(clock::now() - t0).count();
         b.pp = std::max(b.pp, double(o.n_prompt) / sec);
+        b.pp_runs.push_back(double(o.n_prompt) / sec);
         b.pp_rss = std::max(b.pp_rss, peak_rss_bytes());
         if (last) {
           // Matmul FLOPs of the weights plus those of MLA attention over the context (per token).
@@ -157,6 +172,8 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
                               {"flops_per_token", cost.prefill_flops + attn_flops},
                               {"attention_flops_per_token", attn_flops},
                               {"cache_type", cache_type},
+                              {"runs_tokens_per_s", b.pp_runs},
+                              {"vs_first_depth_paired", paired_median(b.pp_runs, best[0].pp_runs)},
                               {"peak_rss_bytes", b.pp_rss}};
           report(j);
           all.push_back(j);
@@ -181,6 +198,7 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
         const double bw =
             probe ? std::max(bw_before, measure_read_bandwidth_gbs(e.pool(), o.bandwidth_buffer_bytes))
                   : lim.bandwidth_gbs;
+        b.tg_runs.push_back(double(o.n_gen) / sec);
         if (double(o.n_gen) / sec > b.tg) {
           b.tg = double(o.n_gen) / sec;
           b.bw = bw;
@@ -199,6 +217,8 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
                               {"bytes_per_token", bytes},
                               {"bandwidth_gbs_at_test", b.bw},
                               {"cache_type", cache_type},
+                              {"runs_tokens_per_s", b.tg_runs},
+                              {"vs_first_depth_paired", paired_median(b.tg_runs, best[0].tg_runs)},
                               {"peak_rss_bytes", b.tg_rss}};
           report(j);
           all.push_back(j);

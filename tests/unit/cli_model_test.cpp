@@ -68,7 +68,7 @@ TEST(Cli, GenerateWithBf16Cache) {
 // cost grows with the depth (the speeds themselves are not checked: timing decides no test).
 TEST(Cli, BenchJson) {
   for (std::string cache : {"f32", "bf16"}) {
-    CmdResult r = run_cli("bench --model " + tiny_a() + " -p 8 -n 4 -d 0,40 -r 1 -t 1 --no-limits --json --cache-type " + cache);
+    CmdResult r = run_cli("bench --model " + tiny_a() + " -p 8 -n 4 -d 0,40 -r 2 -t 1 --no-limits --json --cache-type " + cache);
     ASSERT_EQ(r.rc, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     ASSERT_EQ(j.size(), 4u);
@@ -80,6 +80,15 @@ TEST(Cli, BenchJson) {
       EXPECT_TRUE(j[i].contains("fraction_of_limit"));
       EXPECT_GT(j[i]["peak_rss_bytes"].get<int64_t>(), 0);
       EXPECT_EQ(j[i]["cache_type"], cache);
+      // Every repetition's speed, the best of them reported, and the paired ratio to depth 0.
+      ASSERT_EQ(j[i]["runs_tokens_per_s"].size(), 2u);
+      const auto runs = j[i]["runs_tokens_per_s"].get<std::vector<double>>();
+      EXPECT_EQ(j[i]["tokens_per_s"].get<double>(), std::max(runs[0], runs[1]));
+      if (i < 2) {
+        EXPECT_EQ(j[i]["vs_first_depth_paired"].get<double>(), 1.0);
+      }
+      const auto first = j[i % 2]["runs_tokens_per_s"].get<std::vector<double>>();
+      EXPECT_DOUBLE_EQ(j[i]["vs_first_depth_paired"].get<double>(), (runs[0] / first[0] + runs[1] / first[1]) / 2);
     }
     EXPECT_GT(j[2]["attention_flops_per_token"].get<double>(), j[0]["attention_flops_per_token"].get<double>());
     EXPECT_GT(j[3]["bytes_per_token"].get<double>(), j[1]["bytes_per_token"].get<double>());  // the cache grows
@@ -97,7 +106,7 @@ TEST(Cli, BenchTable) {
     lines.push_back(r.out.substr(a, b - a));
   }
   ASSERT_EQ(lines.size(), 6u) << r.out;
-  for (const char* col : {"threads", "test", "depth", "t/s", "% of limit", "limit", "peak RSS"})
+  for (const char* col : {"threads", "test", "depth", "t/s", "% of limit", "limit", "vs d0", "peak RSS"})
     EXPECT_NE(lines[0].find(col), std::string::npos) << col;
   const char* tests[] = {"pp8", "tg4", "pp8", "tg4"};
   for (int i = 0; i < 4; i++) {
