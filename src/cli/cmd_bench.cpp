@@ -129,7 +129,7 @@ void add_bench_command(CLI::App& app, int& rc) {
         if (bw > 0)
           std::snprintf(limit, sizeof limit, "%.1f GB/s", bw);
         else if (!j.contains("bandwidth_gbs_at_test") && lim.peak_gflops > 0)
-          std::snprintf(limit, sizeof limit, "%.0f GFLOP/s", lim.peak_gflops);
+          std::snprintf(limit, sizeof limit, "%.1f GFLOP/s", lim.peak_gflops);
         char frac[16] = "-";
         if (std::strcmp(limit, "-") != 0)
           std::snprintf(frac, sizeof frac, "%.1f%%", 100 * j["fraction_of_limit"].get<double>());

@@ -8,6 +8,7 @@
 #include "core/buffer.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "kernels/neon_impl.h"
 #include "kernels/x86_impl.h"
 
 namespace kl {
@@ -85,6 +86,8 @@ PeakLoop peak_loop_for(const Kernels& k, DType weight_format) {
     case Isa::Avx2: return avx2::fma_loop;
     default: break;
   }
+#elif defined(__aarch64__) && defined(KL_HAVE_NEON_KERNELS)
+  if (k.isa == Isa::Neon) return neon::fma_loop;
 #endif
   (void)k;
   (void)weight_format;

@@ -15,6 +15,8 @@ void matmul_rows_bf16(const MatmulArgs& a, int64_t r0, int64_t r1);
 void matmul_rows_f16(const MatmulArgs& a, int64_t r0, int64_t r1);
 float dot_f32(const float* a, const float* b, int64_t n);
 void axpy_f32(float alpha, const float* x, float* y, int64_t n);
+// The peak-throughput loop of machine_limits.cpp: iters steps of fp32 FMA chains; returns FLOPs.
+double fma_loop(int64_t iters, float* sink);
 // KDA (kda_neon.cpp): as kl::avx2's in kda_simd.h.
 void kda_recurrent_head(const KdaSeqArgs& a, int64_t h);
 void kda_chunk_head(const KdaSeqArgs& a, int64_t h, float* scratch);
