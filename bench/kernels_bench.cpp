@@ -13,6 +13,8 @@
 //        kernels_bench tiles           (the tile GEMMs only)
 //        kernels_bench matmul [threads] (the compute-bound matmul shapes only, n = 16..512, on
 //                                        the widest ISA: prompt, expert and MLP shapes)
+//        kernels_bench stream [threads] [pairs] (decode's matvec from memory and the read probe,
+//                                        alternately: see bench_stream)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -250,8 +252,45 @@ void bench_tiles(const CpuFeatures& cpu) {
 
 }  // namespace
 
+// Decode's matvec streaming 1 GiB of BF16 weights from memory and the read probe, alternately,
+// `pairs` times: on a host whose bandwidth moves from one second to the next, only readings
+// taken seconds apart say whether decode reaches what the probe reads. Each line: the probe's
+// best pass, then the matvec's best and mean of 4 passes (the fastest table this CPU runs).
+void bench_stream(const CpuFeatures& cpu, int threads, int pairs) {
+  const int64_t cols = 2304, rows = (int64_t(1) << 30) / (cols * 2);
+  BenchWeight w(rows, cols);
+  std::vector<float> x(size_t(cols), 0.5f), y(static_cast<size_t>(rows));
+  ThreadPool pool(threads);
+  const Kernels& k = kernels_for(cpu.best_isa(), cpu);
+  Context ctx{&pool, &k};
+  const double bytes = double(rows) * double(w.view.row_bytes());
+  std::printf("decode matvec, BF16 [%lld x %lld] (1 GiB), %s, %d thread(s), against the read probe\n",
+              (long long)rows, (long long)cols, isa_name(k.isa), threads);
+  std::printf("  %5s %12s %14s %14s %10s\n", "pair", "probe GB/s", "matvec best", "matvec mean", "best/probe");
+  matmul(ctx, w.view, x.data(), 1, y.data());  // warm-up
+  for (int p = 0; p < pairs; p++) {
+    const double probe = measure_read_bandwidth_gbs(pool, size_t(1) << 30);
+    double best = 0, sum = 0;
+    for (int r = 0; r < 4; r++) {
+      const double t0 = now_s();
+      matmul(ctx, w.view, x.data(), 1, y.data());
+      const double gbs = bytes / (now_s() - t0) / 1e9;
+      best = std::max(best, gbs);
+      sum += gbs;
+    }
+    std::printf("  %5d %12.1f %14.1f %14.1f %9.1f%%\n", p, probe, best, sum / 4, 100 * best / probe);
+    std::fflush(stdout);
+  }
+}
+
 int main(int argc, char** argv) {
   const CpuFeatures cpu = CpuFeatures::detect();
+  if (argc > 1 && std::string(argv[1]) == "stream") {
+    const int nt = argc > 2 ? std::max(1, std::atoi(argv[2])) : default_thread_count();
+    const int pairs = argc > 3 ? std::max(1, std::atoi(argv[3])) : 10;
+    bench_stream(cpu, nt, pairs);
+    return 0;
+  }
   if (argc > 1 && std::string(argv[1]) == "tiles") {
     std::printf("cpu: %s\n", cpu.describe().c_str());
     bench_tiles(cpu);

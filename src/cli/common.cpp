@@ -19,7 +19,8 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f) {
       ->check(CLI::IsMember({"unbiased", "biased"}));
   add_cache_type_flag(cmd, f.cache_type);
   cmd->add_option("--threads,-t", f.threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--isa", f.isa, "Kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)")
+  cmd->add_option("--isa", f.isa,
+                  "Kernel set: scalar, avx2, avx512 (x86-64) or neon (AArch64) (default: the best this CPU runs)")
       ->check(CLI::IsMember({"scalar", "avx2", "avx512", "neon"}));
   cmd->add_option("--prefill-chunk", f.prefill_chunk, "Prompt tokens per forward pass (bounds activation memory)")
       ->check(CLI::PositiveNumber);
