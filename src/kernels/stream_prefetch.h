@@ -12,8 +12,12 @@
 // 1 KiB ahead 35-45 GB/s; linear into L1 1 KiB ahead ~35; into L2 only, 16 or 32 KiB ahead ~42;
 // L1 4 KiB + L2 16 KiB ~43; L1 16 KiB + L2 64 KiB ~44; L1 8 KiB + L2 32 KiB ~46 (86 % of the
 // probe). One row at a time (n = 1) reads in address order, which the hardware prefetchers
-// follow well by themselves: there L1 4 KiB ahead alone does as well as anything tried (none,
-// L2 8 or 32 KiB ahead), 63-69 GB/s while the probe read ~85.
+// follow well by themselves: on Zen 5, L1 4 KiB ahead alone did as well as anything tried (none,
+// L2 8 or 32 KiB ahead), 63-69 GB/s while the probe read ~85. On Zen 4 (`kernels_bench stream`,
+// 2 threads, a 1 GiB BF16 matvec alternating with the probe) L1 4 KiB ahead reached 81-88 % of
+// the probe in slow phases (~31-36 GB/s) and only 62-65 % in fast ones (35 of ~55 GB/s); adding
+// L2 16 KiB ahead: 94-99 % and 86 % (48 of 56); L2 32 KiB: 92-99 % and 70-89 %; L1 16 KiB alone:
+// 67-88 %. Hence L1 4 KiB + L2 16 KiB.
 #pragma once
 #include <xmmintrin.h>
 
@@ -23,7 +27,7 @@ namespace kl::stream_prefetch {
 
 // Distances for tiles of several interleaved rows, and for one row at a time.
 constexpr size_t kNear = 8 * 1024, kFar = 32 * 1024;
-constexpr size_t kNearSequential = 4 * 1024, kFarSequential = 0;
+constexpr size_t kNearSequential = 4 * 1024, kFarSequential = 16 * 1024;
 
 struct Stream {
   const char* end = nullptr;  // one past the call's last weight byte; null: no prefetch
