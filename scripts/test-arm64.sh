@@ -6,21 +6,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-bash scripts/deps.sh
-pkgs=(g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libpcre2-dev:arm64 libgtest-dev:arm64
-      libstdc++-12-dev:arm64)
 SUDO=""
 [[ $(id -u) -ne 0 ]] && SUDO="sudo"
 dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "installing: ${missing[*]}" >&2
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/deps.sh g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libpcre2-dev:arm64 \
+  libgtest-dev:arm64 libstdc++-12-dev:arm64
 tests=("$@")
 [[ ${#tests[@]} -gt 0 ]] || tests=(kernels_matmul_test kernels_kda_test kernels_kda_simd_test kernels_attention_test
                                   kernels_tile_bf16_test model_golden_test model_moe_test model_mla_test
