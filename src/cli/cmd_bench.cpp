@@ -123,7 +123,7 @@ void add_bench_command(CLI::App& app, int& rc) {
                       std::string(44, '-').c_str());
           header = true;
         }
-        // The limit the fraction is taken of: the bandwidth probed around a tg run, the peak for pp.
+        // The limit the fraction is taken of: the bandwidth a tg run had (run_bench), the peak for pp.
         char limit[32] = "-";  // --no-limits
         const double bw = j.contains("bandwidth_gbs_at_test") ? j["bandwidth_gbs_at_test"].get<double>() : 0;
         if (bw > 0)

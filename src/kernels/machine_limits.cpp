@@ -96,28 +96,38 @@ PeakLoop peak_loop_for(const Kernels& k, DType weight_format) {
 
 }  // namespace
 
-double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
+ReadPass read_pass(ThreadPool& pool, const void* p, size_t bytes, ReadPattern pattern) {
   const Readers readers = widest_readers();
+  const ReadFn read = pattern == ReadPattern::Sequential ? readers.seq : readers.four;
   const int nt = pool.size();
-  // Whole 128-byte steps per thread.
-  const size_t per_thread = std::max<size_t>(128, bytes / size_t(nt) / 128 * 128);
-  Buffer<unsigned char> buf(per_thread * size_t(nt));  // zero-filled: every page is touched
-  std::vector<uint64_t> sink(size_t(nt) * 8);          // a cache line per thread
-  const double total = double(buf.size());
-  double best = 0;
+  const size_t per_thread = bytes / size_t(nt) / 128 * 128;  // whole 128-byte steps
+  if (per_thread == 0) return {};
+  std::vector<uint64_t> sink(size_t(nt) * 8);  // a cache line per thread
+  const char* c = static_cast<const char*>(p);
+  const double t0 = now_s();
+  pool.parallel_for(nt, [&](int64_t task, int) {
+    sink[size_t(task) * 8] += read(c + size_t(task) * per_thread, per_thread);
+  });
+  return {double(per_thread) * double(nt), now_s() - t0};
+}
+
+BandwidthReading measure_read_bandwidth(ThreadPool& pool, size_t bytes) {
+  const int nt = pool.size();
+  // Zero-filled: every page is touched. Whole 128-byte steps per thread.
+  Buffer<unsigned char> buf(std::max<size_t>(128, bytes / size_t(nt) / 128 * 128) * size_t(nt));
+  BandwidthReading best;
   // Pass 0 warms up TLB and clocks; then the two patterns alternate, and the best pass counts:
   // the ceiling is what the faster pattern reaches on this machine.
   for (int pass = 0; pass < 7; pass++) {
-    const ReadFn read = pass % 2 ? readers.seq : readers.four;
-    double t0 = now_s();
-    pool.parallel_for(nt, [&](int64_t task, int) {
-      sink[size_t(task) * 8] += read(buf.data() + size_t(task) * per_thread, per_thread);
-    });
-    double dt = now_s() - t0;
-    if (pass > 0) best = std::max(best, total / dt / 1e9);
+    const ReadPattern pattern = pass % 2 ? ReadPattern::Sequential : ReadPattern::FourStreams;
+    const ReadPass r = read_pass(pool, buf.data(), buf.size(), pattern);
+    const double gbs = r.bytes / r.seconds / 1e9;
+    if (pass > 0 && gbs > best.gbs) best = {gbs, pattern};
   }
   return best;
 }
+
+double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) { return measure_read_bandwidth(pool, bytes).gbs; }
 
 double measure_peak_gflops(ThreadPool& pool, const Kernels& k, DType weight_format) {
   PeakLoop loop = peak_loop_for(k, weight_format);

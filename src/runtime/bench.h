@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/machine_limits.h"
 #include "runtime/engine.h"
 
 namespace kl {
@@ -18,6 +19,11 @@ struct BenchOptions {
   int64_t repetitions = 1;
   bool measure_limits = true;
   size_t bandwidth_buffer_bytes = size_t(1) << 30;  // far beyond the last-level cache
+  // The bandwidth a tg run had is sampled while it runs: a read pass over the lm_head weights
+  // every `probe_every` steps (see run_bench), when they are at least `probe_min_bytes` (far
+  // beyond the last-level cache); smaller models are judged by probes around the run only.
+  int64_t probe_every = 8;
+  size_t probe_min_bytes = size_t(256) << 20;
 };
 
 // What one token costs in the model's terms (from the weight table).
@@ -35,6 +41,7 @@ double mla_attention_flops(const Model& m, int64_t n, int64_t ctx0);
 
 struct MachineLimits {
   double bandwidth_gbs = 0;
+  ReadPattern read_pattern = ReadPattern::Sequential;  // the faster read on this machine
   double peak_gflops = 0;
   std::string peak_kind;  // "fp32 FMA" or "bf16 dot"
 };
