@@ -80,7 +80,8 @@ struct InterleaveBf16Args {
 // probabilities · values. Causal mask: column j sees key key0 + r iff
 //   key0 + r < vis0 + j / cols_per_step
 // (columns come in runs of cols_per_step that share a query, each next query sees one more key).
-// A column that has seen no visible key yet keeps m = -inf, l = 0 and gets alpha = 1.
+// A column that has seen no visible key yet keeps m = -inf, l = 0 and gets alpha = 1; so does
+// one whose visible scores were all -inf so far (its probabilities are 0, not exp(NaN)).
 struct OnlineSoftmaxArgs {
   float* s = nullptr;  // [n_keys, n_cols], rows ld floats apart; scores in, probabilities out
   int64_t n_keys = 0, n_cols = 0, ld = 0;

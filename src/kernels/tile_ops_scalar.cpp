@@ -79,10 +79,13 @@ void online_softmax_f32(const OnlineSoftmaxArgs& a) {
     float mt = neg_inf;
     for (int64_t r = 0; r < visible; r++) mt = std::max(mt, a.s[r * a.ld + j]);
     const float m_new = std::max(a.m[j], mt);
+    // A column that has seen only -inf scores (or none) keeps weights 0: exp(-inf - 0), where
+    // exp(-inf - m_new) would be exp(NaN).
+    const float m_sub = m_new == neg_inf ? 0.f : m_new;
     float sum = 0.f;
     for (int64_t r = 0; r < a.n_keys; r++) {
       float& s = a.s[r * a.ld + j];
-      s = r < visible ? std::exp(s - m_new) : 0.f;
+      s = r < visible ? std::exp(s - m_sub) : 0.f;
       sum += s;
     }
     const float alpha = m_new == neg_inf ? 1.f : std::exp(a.m[j] - m_new);

@@ -96,12 +96,16 @@ TEST(TileOps, OnlineSoftmaxMatchesScalarTwin) {
         for (int64_t per : {1, 3, 4})
           for (int64_t vis_shift : {-200, -3, 0, 2, 1000}) {  // from "sees nothing" to "sees all"
             const int64_t ld = n_cols + 2, key0 = 100, vis0 = key0 + vis_shift;
-            std::vector<float> s0 = randn(size_t(n_keys * ld), rng, 4.f), s1 = s0;
+            std::vector<float> s0 = randn(size_t(n_keys * ld), rng, 4.f);
             std::vector<float> m0 = randn(size_t(n_cols), rng, 3.f), l0(static_cast<size_t>(n_cols));
             for (size_t j = 0; j < m0.size(); j++) {
               if (j % 3 == 0) m0[j] = -inf;  // columns that have seen nothing yet
               l0[j] = m0[j] == -inf ? 0.f : 1.f + float(j);
+              // Columns whose scores are all -inf (with j % 3 == 0: every score they saw was -inf).
+              if (j % 5 == 1)
+                for (int64_t r = 0; r < n_keys; r++) s0[size_t(r * ld) + j] = -inf;
             }
+            std::vector<float> s1 = s0;
             std::vector<float> m1 = m0, l1 = l0, a0(static_cast<size_t>(n_cols)), a1(static_cast<size_t>(n_cols));
             OnlineSoftmaxArgs sm;
             sm.n_keys = n_keys;
@@ -129,6 +133,12 @@ TEST(TileOps, OnlineSoftmaxMatchesScalarTwin) {
               EXPECT_NEAR(a0[j], a1[j], 2e-6f * std::max(1.f, a0[j])) << where;
             }
             EXPECT_LE(max_abs_diff(s0, s1), 2e-6f) << where;
+            for (size_t j = 0; j < l0.size(); j++) {
+              EXPECT_FALSE(std::isnan(l0[j]) || std::isnan(l1[j]) || std::isnan(a0[j]) || std::isnan(a1[j])) << where;
+              if (j % 5 == 1 && m0[j] == -inf) EXPECT_EQ(l0[j], 0.f) << where << " col " << j;  // saw only -inf
+            }
+            for (size_t i = 0; i < s0.size(); i++)
+              ASSERT_FALSE(std::isnan(s0[i]) || std::isnan(s1[i])) << where << " at " << i;
           }
   }
 }
