@@ -11,13 +11,14 @@
 // projections, 9 experts, lm_head) against a ~53 GB/s read probe, 4-row tiles: per-row prefetch
 // 1 KiB ahead 35-45 GB/s; linear into L1 1 KiB ahead ~35; into L2 only, 16 or 32 KiB ahead ~42;
 // L1 4 KiB + L2 16 KiB ~43; L1 16 KiB + L2 64 KiB ~44; L1 8 KiB + L2 32 KiB ~46 (86 % of the
-// probe). One row at a time (n = 1) reads in address order, which the hardware prefetchers
-// follow well by themselves: on Zen 5, L1 4 KiB ahead alone did as well as anything tried (none,
-// L2 8 or 32 KiB ahead), 63-69 GB/s while the probe read ~85. On Zen 4 (`kernels_bench stream`,
-// 2 threads, a 1 GiB BF16 matvec alternating with the probe) L1 4 KiB ahead reached 81-88 % of
-// the probe in slow phases (~31-36 GB/s) and only 62-65 % in fast ones (35 of ~55 GB/s); adding
-// L2 16 KiB ahead: 94-99 % and 86 % (48 of 56); L2 32 KiB: 92-99 % and 70-89 %; L1 16 KiB alone:
-// 67-88 %. Hence L1 4 KiB + L2 16 KiB.
+// probe). One row at a time (n = 1) reads the call's bytes in address order, which the
+// hardware prefetchers follow by themselves, and software prefetch there costs more than it
+// brings: on Zen 5 no variant tried (none, L1 4 KiB ahead, L2 8 or 32 KiB ahead) beat none
+// (63-69 GB/s while the probe read ~85); on Zen 4 (`kernels_bench stream`, 2 threads, a 1 GiB
+// BF16 matvec alternating with the probe) none reached 96-111 % of the probe against 77-102 %
+// for L1 4 KiB + L2 16 KiB ahead, and `bench --synthetic` tg128 judged against bandwidth sampled
+// during the run 91-96 % against 79-86 %; a standalone matvec on 2 MiB pages streamed at 52-63
+// GB/s without prefetch, 34-46 with it. So rows read in address order get none.
 #pragma once
 #include <xmmintrin.h>
 
@@ -25,24 +26,23 @@
 
 namespace kl::stream_prefetch {
 
-// Distances for tiles of several interleaved rows, and for one row at a time.
+// Distances for tiles of several interleaved rows.
 constexpr size_t kNear = 8 * 1024, kFar = 32 * 1024;
-constexpr size_t kNearSequential = 4 * 1024, kFarSequential = 16 * 1024;
 
 struct Stream {
   const char* end = nullptr;  // one past the call's last weight byte; null: no prefetch
 };
 
-// Prefetches the kStepBytes that follow `at`, near bytes ahead into L1 and far bytes ahead into
-// L2 (0: not), up to s.end. kRows: rows of the tile that consumes them (1: address order).
+// Prefetches the kStepBytes that follow `at`, kNear bytes ahead into L1 and kFar bytes ahead
+// into L2, up to s.end. kRows: rows of the tile that consumes them (1: address order, none).
 template <size_t kStepBytes, int kRows>
 inline __attribute__((always_inline)) void ahead(const char* at, const Stream& s) {
-  constexpr size_t near = kRows == 1 ? kNearSequential : kNear;
-  constexpr size_t far = kRows == 1 ? kFarSequential : kFar;
+  if constexpr (kRows > 1) {
 #pragma GCC unroll 8
-  for (size_t o = 0; o < kStepBytes; o += 64) {
-    if (near && at + near + o < s.end) _mm_prefetch(at + near + o, _MM_HINT_T0);
-    if (far && at + far + o < s.end) _mm_prefetch(at + far + o, _MM_HINT_T1);
+    for (size_t o = 0; o < kStepBytes; o += 64) {
+      if (at + kNear + o < s.end) _mm_prefetch(at + kNear + o, _MM_HINT_T0);
+      if (at + kFar + o < s.end) _mm_prefetch(at + kFar + o, _MM_HINT_T1);
+    }
   }
 }
 
