@@ -83,8 +83,9 @@ TEST(ChatTerminal, TurnsSaveResetLoad) {
   ASSERT_TRUE(t.wait_for("[loaded 16 tokens")) << t.screen();
   t.type("Second turn");
   ASSERT_TRUE(t.wait_for("prompt tokens processed this turn", 3)) << t.screen();
-  t.type("/exit");
+  // Read before /exit: once the chat has exited, its tmux session (and screen) may be gone.
   const std::string s = t.screen();
+  t.type("/exit");
 
   // A turn costs only its new tokens: 9 (user header + text + generation prompt), not the history.
   EXPECT_NE(s.find("[9 prompt tokens processed this turn | 6 generated"), std::string::npos) << s;
