@@ -46,9 +46,11 @@ void add_bench_command(CLI::App& app, int& rc) {
   cmd->add_option("-d,--depth", o->depths, "Context depths, comma-separated (the context is filled first, untimed)");
   cmd->add_option("-t,--threads", o->threads, "Thread counts, comma-separated (default: all cores)");
   cmd->add_option("-r,--repetitions", o->reps, "Runs per test; the best is reported")->check(CLI::PositiveNumber);
-  cmd->add_option("--isa", o->f.isa, "Kernel set: scalar, avx2 or avx512")->check(CLI::IsMember({"scalar", "avx2", "avx512"}));
+  cmd->add_option("--isa", o->f.isa, "Kernel set: scalar, avx2, avx512 (x86-64) or neon (AArch64)")
+      ->check(CLI::IsMember({"scalar", "avx2", "avx512", "neon"}));
   cmd->add_option("--prefill-chunk", o->f.prefill_chunk, "Prompt tokens per forward pass")->check(CLI::PositiveNumber);
   add_cache_type_flag(cmd, o->f.cache_type);
+  cmd->add_flag("--no-mmap", o->f.no_mmap, "With --model: read the weights into memory (2 MiB pages) instead of mapping them");
   cmd->add_flag("--bf16-activations", o->bf16_act, "Round activations to bf16 for BF16 weights (AVX512_BF16 dot)");
   cmd->add_flag("--no-limits", o->no_limits, "Skip measuring bandwidth and peak FLOPs");
   cmd->add_flag("--json", o->json, "Print a JSON array, one object per test");
@@ -89,6 +91,7 @@ void add_bench_command(CLI::App& app, int& rc) {
       ModelSource src;
       src.dir = o->f.model;
       src.options.cache_dtype = cache_dtype_of(o->f.cache_type);
+      src.options.weights_access = o->f.no_mmap ? FileAccess::Read : FileAccess::Map;
       e = std::make_unique<Engine>(src, eo);
       model_name = o->f.model;
     }

@@ -24,6 +24,10 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f) {
       ->check(CLI::IsMember({"scalar", "avx2", "avx512", "neon"}));
   cmd->add_option("--prefill-chunk", f.prefill_chunk, "Prompt tokens per forward pass (bounds activation memory)")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-mmap", f.no_mmap,
+                "Read the weights into memory (on 2 MiB pages where the system allows) instead of mapping the "
+                "files: they stay resident whatever the page cache does, at the cost of a slower start and the "
+                "whole model in RAM");
 }
 
 void add_cache_type_flag(CLI::App* cmd, std::string& cache_type) {
@@ -45,6 +49,7 @@ std::unique_ptr<Engine> open_engine(const ModelFlags& f) {
   src.dir = f.model;
   src.options.router_weights = f.router == "biased" ? RouterWeights::Biased : RouterWeights::Unbiased;
   src.options.cache_dtype = cache_dtype_of(f.cache_type);
+  src.options.weights_access = f.no_mmap ? FileAccess::Read : FileAccess::Map;
   EngineOptions eo;
   eo.threads = f.threads;
   eo.prefill_chunk = f.prefill_chunk;
@@ -60,12 +65,14 @@ std::unique_ptr<Engine> open_engine(const ModelFlags& f) {
                  "holds config.json and\n      model.safetensors (or model.safetensors.index.json with its shards), "
                  "e.g. Kimi-Linear-48B-A3B-Instruct.\n");
   else
-    std::fprintf(stderr, "loading %s ...\n", f.model.c_str());
+    std::fprintf(stderr, "loading %s%s ...\n", f.model.c_str(), f.no_mmap ? " (reading the weights into memory)" : "");
   const auto t0 = std::chrono::steady_clock::now();
   auto e = std::make_unique<Engine>(src, eo);
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "model: %s (ready in %.2f s%s)\n", e->describe().c_str(), sec,
-               e->builtin() ? "" : "; weights are memory-mapped and read on first use");
+               e->builtin() ? ""
+               : f.no_mmap  ? "; weights read into memory"
+                            : "; weights are memory-mapped and read on first use");
   if (!e->model().extra_tensors().empty())
     std::fprintf(stderr, "warning: %zu tensor(s) in the checkpoint are not used by the model (first: %s)\n",
                  e->model().extra_tensors().size(), e->model().extra_tensors()[0].c_str());

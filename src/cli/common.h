@@ -20,6 +20,7 @@ struct ModelFlags {
   int threads = 0;
   std::string isa;
   int64_t prefill_chunk = 512;
+  bool no_mmap = false;
 };
 
 void add_model_flags(CLI::App* cmd, ModelFlags& f);

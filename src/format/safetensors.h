@@ -63,8 +63,9 @@ class SafetensorsSet {
   // neither -> error saying so), a path to one .safetensors file, or a path to an *.index.json.
   // Checks, beyond parse_safetensors(): every shard named by the index exists; every tensor named
   // by the index is in the shard it names, and every tensor of a shard is listed for that shard;
-  // no tensor appears in two files; at most 4 dims (what TensorView holds).
-  static SafetensorsSet open(const std::string& path);
+  // no tensor appears in two files; at most 4 dims (what TensorView holds). `access`: how the
+  // weight files get into memory (core/mapped_file.h); the index is always mapped.
+  static SafetensorsSet open(const std::string& path, FileAccess access = FileAccess::Map);
   // True if `dir` holds model.safetensors.index.json or model.safetensors.
   static bool has_weights(const std::string& dir);
 
@@ -89,7 +90,7 @@ class SafetensorsSet {
 
  private:
   void add_file(const std::string& file_path, const std::map<std::string, std::string>* index,
-                const std::string& shard_name, const std::string& index_path);
+                const std::string& shard_name, const std::string& index_path, FileAccess access);
 
   std::vector<MappedFile> files_;
   std::vector<Buffer<unsigned char>> realigned_;  // owned copies of misaligned tensors

@@ -29,7 +29,7 @@ bool SafetensorsSet::has_weights(const std::string& dir) {
   return file_exists(fs::path(dir) / kIndexName) || file_exists(fs::path(dir) / kSingleName);
 }
 
-SafetensorsSet SafetensorsSet::open(const std::string& path) {
+SafetensorsSet SafetensorsSet::open(const std::string& path, FileAccess access) {
   SafetensorsSet set;
   std::error_code ec;
   std::string file = path;
@@ -43,7 +43,7 @@ SafetensorsSet SafetensorsSet::open(const std::string& path) {
     }
   }
   if (!ends_with(file, ".index.json")) {
-    set.add_file(file, nullptr, "", "");
+    set.add_file(file, nullptr, "", "", access);
     return set;
   }
 
@@ -58,7 +58,7 @@ SafetensorsSet SafetensorsSet::open(const std::string& path) {
     const fs::path shard_path = dir / shard;
     if (!file_exists(shard_path))
       fail(file, ": shard '", shard, "' named in the index is missing (", shard_path.string(), ")");
-    set.add_file(shard_path.string(), &index, shard, file);
+    set.add_file(shard_path.string(), &index, shard, file, access);
   }
   for (const auto& [tensor, shard] : index) {
     if (!set.entries_.count(tensor))
@@ -70,8 +70,9 @@ SafetensorsSet SafetensorsSet::open(const std::string& path) {
 // Maps `file_path`, validates its header and adds its tensors. With an index, every tensor of the
 // file must be listed for `shard_name`.
 void SafetensorsSet::add_file(const std::string& file_path, const std::map<std::string, std::string>* index,
-                              const std::string& shard_name, const std::string& index_path) {
-  MappedFile mf(file_path);
+                              const std::string& shard_name, const std::string& index_path,
+                              FileAccess access) {
+  MappedFile mf(file_path, access);
   const StHeader h = parse_safetensors(mf.data(), mf.size(), file_path);
   for (const StTensorInfo& t : h.tensors) {
     if (index) {

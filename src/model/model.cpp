@@ -19,7 +19,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
   std::unique_ptr<Model> m(new Model());
   m->cfg_ = load_config(dir);
   m->opt_ = opt;
-  m->files_ = std::make_unique<SafetensorsSet>(SafetensorsSet::open(dir));
+  m->files_ = std::make_unique<SafetensorsSet>(SafetensorsSet::open(dir, opt.weights_access));
   std::vector<std::pair<std::string, TensorView>> tensors;
   for (const std::string& name : m->files_->names()) tensors.push_back({name, m->files_->find(name)->view});
   m->bind(tensors, dir);

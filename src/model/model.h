@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "kernels/kernels.h"
 #include "model/blocks.h"
 #include "model/config.h"
@@ -25,6 +26,9 @@ struct ModelOptions {
   // weights compute in, as the reference runs them: F32 for F32 weights, BF16 for any other
   // (bf16, f16 and quantized checkpoints; vLLM's "auto" and llama.cpp's f16 cache do the same).
   std::optional<DType> cache_dtype;
+  // How the weight files get into memory (core/mapped_file.h): mapped (the default) or read into
+  // private memory on 2 MiB pages (resident, a slower start, the whole model in RAM).
+  FileAccess weights_access = FileAccess::Map;
 };
 
 // One run of tokens of one sequence; the batch is a list of runs (DESIGN.md §2).

@@ -27,6 +27,17 @@ TEST(Cli, GenerateReproducesReferenceGreedyIds) {
   }
 }
 
+// --no-mmap reads the weights into memory and generates the same ids, and says so.
+TEST(Cli, GenerateWithWeightsReadIntoMemory) {
+  auto prompt = load_tokens("greedy_p7_prompt.npy");
+  auto want = load_tokens("greedy_p7_ids.npy");
+  CmdResult r = run_cli("generate --model " + tiny_a() + " --no-mmap --router-weights biased --ignore-eos -n 8 --prompt-ids " +
+                        ids_arg(prompt));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, ids_arg(std::vector<int32_t>(want.begin(), want.begin() + 8)) + "\n");
+  EXPECT_NE(r.err.find("weights read into memory"), std::string::npos) << r.err;
+}
+
 TEST(Cli, GenerateJson) {
   auto prompt = load_tokens("greedy_p7_prompt.npy");
   auto want = load_tokens("greedy_p7_ids.npy");

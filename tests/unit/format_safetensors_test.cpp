@@ -116,6 +116,43 @@ TEST_F(SafetensorsTest, TinyACheckpoint) {
   }
 }
 
+// Read into memory (--no-mmap): the same bytes as the mapping, on a 2 MiB boundary, for the real
+// checkpoint and for a sharded set.
+TEST_F(SafetensorsTest, ReadIntoMemoryGivesTheSameViews) {
+  SafetensorsSet mapped = SafetensorsSet::open(kTinyA);
+  SafetensorsSet read = SafetensorsSet::open(kTinyA, FileAccess::Read);
+  ASSERT_EQ(read.names(), mapped.names());
+  EXPECT_EQ(read.total_bytes(), mapped.total_bytes());
+  for (const std::string& name : mapped.names()) {
+    const auto* a = mapped.find(name);
+    const auto* b = read.find(name);
+    ASSERT_EQ(b->view.nbytes(), a->view.nbytes()) << name;
+    EXPECT_EQ(b->view.shape_str(), a->view.shape_str()) << name;
+    EXPECT_NE(b->view.data, a->view.data) << name;  // another copy
+    EXPECT_EQ(std::memcmp(b->view.data, a->view.data, a->view.nbytes()), 0) << name;
+  }
+}
+
+TEST_F(SafetensorsTest, MappedFileReadModeCopiesEveryByte) {
+  // Over two 2 MiB pages and a tail, so the read crosses page and chunk ends.
+  const size_t n = (size_t(5) << 20) + 123;
+  std::string bytes(n, '\0');
+  for (size_t i = 0; i < n; i++) bytes[i] = char((i * 2654435761u) >> 13);
+  const std::string file = path("blob.bin");
+  write_all(file, bytes);
+  MappedFile m(file, FileAccess::Read);
+  ASSERT_EQ(m.size(), n);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(m.data()) % (size_t(2) << 20), 0u);
+  EXPECT_EQ(std::memcmp(m.data(), bytes.data(), n), 0);
+  MappedFile moved = std::move(m);  // the bytes stay where they are
+  EXPECT_EQ(m.data(), nullptr);
+  EXPECT_EQ(std::memcmp(moved.data(), bytes.data(), n), 0);
+  // An empty file reads as empty; a missing one is an error naming it.
+  write_all(path("empty.bin"), "");
+  EXPECT_EQ(MappedFile(path("empty.bin"), FileAccess::Read).size(), 0u);
+  expect_error([&] { MappedFile(path("missing.bin"), FileAccess::Read); }, {path("missing.bin"), "cannot open"});
+}
+
 // ---- write -> read ------------------------------------------------------------------------------
 
 TEST_F(SafetensorsTest, RoundTripOddShapes) {

@@ -20,6 +20,20 @@ std::unique_ptr<kl::Engine> tiny_engine(int64_t chunk = 512) {
   return std::make_unique<kl::Engine>(src, eo);
 }
 
+// Weights read into memory (--no-mmap) compute exactly what mapped weights compute.
+TEST(Session, WeightsReadIntoMemoryGiveTheSameLogits) {
+  ModelSource src;
+  src.dir = tiny_a();
+  src.options.weights_access = FileAccess::Read;
+  EngineOptions eo;
+  eo.threads = 2;
+  kl::Engine read(src, eo);
+  auto mapped = tiny_engine();
+  Session a(*mapped), b(read);
+  const auto tokens = load_tokens("tokens_200.npy");
+  EXPECT_EQ(a.feed_all_logits(tokens), b.feed_all_logits(tokens));
+}
+
 std::string tmp_file(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("kl_sess_" + std::to_string(::getpid()) + "_" + name)).string();
 }
