@@ -264,8 +264,11 @@ TEST_F(SafetensorsTest, ShardedSet) {
     }})");
 
   ASSERT_TRUE(SafetensorsSet::has_weights(dir_.string()));
-  for (const std::string& p : {dir_.string(), path(SafetensorsSet::kIndexName)}) {
-    SafetensorsSet set = SafetensorsSet::open(p);
+  // The directory, the index, and the directory with every shard read into memory (--no-mmap).
+  const std::vector<std::pair<std::string, FileAccess>> opens = {
+      {dir_.string(), FileAccess::Map}, {path(SafetensorsSet::kIndexName), FileAccess::Map}, {dir_.string(), FileAccess::Read}};
+  for (const auto& [p, access] : opens) {
+    SafetensorsSet set = SafetensorsSet::open(p, access);
     EXPECT_EQ(set.size(), 5u);
     EXPECT_EQ(set.files().size(), 3u);
     EXPECT_EQ(set.names(), (std::vector<std::string>{"model.a", "model.b", "model.c", "model.d", "model.e"}));
