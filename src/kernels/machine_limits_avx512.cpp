@@ -48,6 +48,18 @@ double dpbf16_loop(int64_t iters, float* sink) {
   return double(iters) * kChains * 32 * 2;
 }
 
+// The eight 64-bit lanes summed as unsigned numbers (wrapping): GCC's _mm512_reduce_add_epi64
+// adds them as signed long long, which overflows (undefined) on arbitrary data such as weights.
+namespace {
+uint64_t hsum_u64(__m512i v) {
+  alignas(64) uint64_t l[8];
+  _mm512_store_si512(l, v);
+  uint64_t s = 0;
+  for (uint64_t x : l) s += x;
+  return s;
+}
+}  // namespace
+
 // Full 64-byte loads, one per cache line (on Zen 5 a core streams ~25% faster this way than
 // with 16-byte loads), from four streams at once, as the matmul kernels read several weight
 // rows at once: one stream per core leaves some of the memory system's parallelism unused.
@@ -63,7 +75,7 @@ uint64_t read_sum(const void* p, size_t bytes) {
     }
   }
   for (size_t i = 4 * q; i + 64 <= bytes; i += 64) s[0] = _mm512_add_epi64(s[0], _mm512_loadu_si512(c + i));
-  return uint64_t(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s[0], s[1]), _mm512_add_epi64(s[2], s[3]))));
+  return hsum_u64(_mm512_add_epi64(_mm512_add_epi64(s[0], s[1]), _mm512_add_epi64(s[2], s[3])));
 }
 
 uint64_t read_sum_seq(const void* p, size_t bytes) {
@@ -73,7 +85,7 @@ uint64_t read_sum_seq(const void* p, size_t bytes) {
     s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(c + i));
     s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(c + i + 64));
   }
-  return uint64_t(_mm512_reduce_add_epi64(_mm512_add_epi64(s0, s1)));
+  return hsum_u64(_mm512_add_epi64(s0, s1));
 }
 
 }  // namespace kl::avx512
