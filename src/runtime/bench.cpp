@@ -126,11 +126,11 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
   }
 
   struct Best {
-    double pp = 0, tg = 0, bw = 0;
+    double pp = 0;
     int64_t pp_rss = 0, tg_rss = 0;
     std::vector<double> pp_runs, tg_runs;  // tokens/s of each repetition
     std::vector<double> tg_bws;            // the bandwidth each tg run is judged against
-    double bw_best_pass = 0;               // the probes around the best tg run
+    std::vector<double> tg_best_passes;    // the probes around each tg run
   };
   // Each depth against the first one listed (depth 0 by default), repetition by repetition: the
   // two runs of a pair follow each other within seconds, so a drift of the machine over minutes
@@ -227,27 +227,25 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
                                                       : lim.bandwidth_gbs;
         b.tg_runs.push_back(double(o.n_gen) / sec);
         b.tg_bws.push_back(bw);
-        if (double(o.n_gen) / sec > b.tg) {
-          b.tg = double(o.n_gen) / sec;
-          b.bw = bw;
-          b.bw_best_pass = best_pass;
-        }
+        b.tg_best_passes.push_back(best_pass);
         if (last) {
           // Bytes one step moves at the middle of the timed run's context.
           const double ctx = double(depth) + double(o.n_gen) / 2;
           const double bytes = cost.decode_weight_bytes + cost.state_bytes + cost.cache_bytes_per_ctx * ctx;
-          const double frac = b.bw > 0 ? b.tg * bytes / (b.bw * 1e9) : 0;
           std::vector<double> run_fracs;
           for (size_t i = 0; i < b.tg_runs.size(); i++)
             run_fracs.push_back(b.tg_bws[i] > 0 ? b.tg_runs[i] * bytes / (b.tg_bws[i] * 1e9) : 0);
+          // The best run, reported with its own bandwidth.
+          const size_t i = size_t(std::max_element(b.tg_runs.begin(), b.tg_runs.end()) - b.tg_runs.begin());
+          const double tg = b.tg_runs[i], best_pass_bw = b.tg_best_passes[i];
           nlohmann::json j = {{"test", "tg" + std::to_string(o.n_gen)},
                               {"depth", depth},
                               {"threads", e.pool().size()},
-                              {"tokens_per_s", b.tg},
-                              {"fraction_of_limit", frac},
+                              {"tokens_per_s", tg},
+                              {"fraction_of_limit", run_fracs[i]},
                               {"limit", "memory bandwidth"},
                               {"bytes_per_token", bytes},
-                              {"bandwidth_gbs_at_test", b.bw},
+                              {"bandwidth_gbs_at_test", b.tg_bws[i]},
                               {"bandwidth_probe", !probe ? "none" : sample ? "sampled during the run" : "best pass around the run"},
                               {"runs_fraction_of_limit", run_fracs},
                               {"cache_type", cache_type},
@@ -255,8 +253,8 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
                               {"vs_first_depth_paired", paired_median(b.tg_runs, best[0].tg_runs)},
                               {"peak_rss_bytes", b.tg_rss}};
           if (probe) {
-            j["bandwidth_gbs_best_pass"] = b.bw_best_pass;
-            j["fraction_of_best_pass"] = b.bw_best_pass > 0 ? b.tg * bytes / (b.bw_best_pass * 1e9) : 0;
+            j["bandwidth_gbs_best_pass"] = best_pass_bw;
+            j["fraction_of_best_pass"] = best_pass_bw > 0 ? tg * bytes / (best_pass_bw * 1e9) : 0;
           }
           report(j);
           all.push_back(j);
