@@ -252,33 +252,91 @@ void bench_tiles(const CpuFeatures& cpu) {
 
 }  // namespace
 
-// Decode's matvec streaming 1 GiB of BF16 weights from memory and the read probe, alternately,
+// Decode's matmul calls streaming 1 GiB of BF16 weights from memory, next to the read probe,
 // `pairs` times: on a host whose bandwidth moves from one second to the next, only readings
-// taken seconds apart say whether decode reaches what the probe reads. Each line: the probe's
-// best pass, then the matvec's best and mean of 4 passes (the fastest table this CPU runs).
+// taken seconds apart say whether decode reaches what the probe reads. Three call shapes over the
+// same 1 GiB, each pass reading every byte once:
+//   matvec:  one [233016 x 2304] call (an lm_head-sized stream);
+//   moe:     decode MoE steps: a batch of 18 gate/up jobs [1024 x 2304], then a batch of 9 down
+//            jobs [2304 x 1024] (8 routed experts + the shared one), over fresh experts each step;
+//   dense:   the dense layer's down projections [2304 x 9216], one call each.
+// Each line: the probe, then per ISA table and shape the best of 2 passes as a share of the probe
+// (the tables run in a rotating order, so no table always follows the probe).
 void bench_stream(const CpuFeatures& cpu, int threads, int pairs) {
   const int64_t cols = 2304, rows = (int64_t(1) << 30) / (cols * 2);
   BenchWeight w(rows, cols);
-  std::vector<float> x(size_t(cols), 0.5f), y(static_cast<size_t>(rows));
+  const char* base = static_cast<const char*>(w.view.data);
+  const size_t total = size_t(rows) * w.view.row_bytes();
+  std::vector<float> x(size_t(9216), 0.5f), y(static_cast<size_t>(rows)), h(size_t(9 * 2 * 1024), 0.25f);
   ThreadPool pool(threads);
-  const Kernels& k = kernels_for(cpu.best_isa(), cpu);
-  Context ctx{&pool, &k};
-  const double bytes = double(rows) * double(w.view.row_bytes());
-  std::printf("decode matvec, BF16 [%lld x %lld] (1 GiB), %s, %d thread(s), against the read probe\n",
-              (long long)rows, (long long)cols, isa_name(k.isa), threads);
-  std::printf("  %5s %12s %14s %14s %10s\n", "pair", "probe GB/s", "matvec best", "matvec mean", "best/probe");
-  matmul(ctx, w.view, x.data(), 1, y.data());  // warm-up
+  std::vector<const Kernels*> ks;
+  for (Isa isa : {Isa::Avx2, Isa::Avx512})
+    if (cpu.supports(isa)) ks.push_back(&kernels_for(isa, cpu));
+  if (ks.empty()) ks.push_back(&kernels_for(Isa::Scalar, cpu));
+
+  // Views carved from the one buffer, in address order.
+  const size_t expert_bytes = size_t(1024) * size_t(cols) * 2;
+  std::vector<WeightView> experts, dense;
+  for (size_t off = 0; off + expert_bytes <= total; off += expert_bytes)
+    experts.push_back(WeightView{base + off, DType::BF16, 0, 0});
+  const int64_t steps = int64_t(experts.size()) / 27;
+  for (int64_t e = 0; e < steps * 27; e++) {
+    const bool down = e % 27 >= 18;
+    experts[size_t(e)].rows = down ? cols : 1024;
+    experts[size_t(e)].cols = down ? 1024 : cols;
+  }
+  const size_t dense_bytes = size_t(cols) * 9216 * 2;
+  for (size_t off = 0; off + dense_bytes <= total; off += dense_bytes)
+    dense.push_back(WeightView{base + off, DType::BF16, cols, 9216});
+
+  struct Shape {
+    const char* name;
+    double bytes;
+  };
+  const Shape shapes[3] = {{"matvec", double(total)},
+                           {"moe", double(steps) * 27 * double(expert_bytes)},
+                           {"dense", double(dense.size()) * double(dense_bytes)}};
+  auto pass = [&](const Kernels& k, int shape) {
+    Context ctx{&pool, &k};
+    if (shape == 0) {
+      matmul(ctx, w.view, x.data(), 1, y.data());
+    } else if (shape == 1) {
+      for (int64_t s = 0; s < steps; s++) {
+        MatmulJob gu[18], dn[9];
+        for (int j = 0; j < 18; j++) gu[j] = {&experts[size_t(s * 27 + j)], x.data(), 1, cols, h.data() + 1024 * j, 1024};
+        for (int j = 0; j < 9; j++) dn[j] = {&experts[size_t(s * 27 + 18 + j)], h.data() + 1024 * j, 1, 1024, y.data() + cols * j, cols};
+        matmul_batch(ctx, gu, 18);
+        matmul_batch(ctx, dn, 9);
+      }
+    } else {
+      for (const WeightView& d : dense) matmul(ctx, d, x.data(), 1, y.data());
+    }
+  };
+  std::printf("decode calls over 1 GiB of BF16 weights, %d thread(s), best of 2 passes / read probe\n", threads);
+  std::printf("  %4s %7s", "pair", "probe");
+  for (const Kernels* k : ks)
+    for (const Shape& sh : shapes) std::printf(" %14s", (std::string(isa_name(k->isa)) + " " + sh.name).c_str());
+  std::printf("\n");
+  for (const Kernels* k : ks)
+    for (int s = 0; s < 3; s++) pass(*k, s);  // warm-up
   for (int p = 0; p < pairs; p++) {
     const double probe = measure_read_bandwidth_gbs(pool, size_t(1) << 30);
-    double best = 0, sum = 0;
-    for (int r = 0; r < 4; r++) {
-      const double t0 = now_s();
-      matmul(ctx, w.view, x.data(), 1, y.data());
-      const double gbs = bytes / (now_s() - t0) / 1e9;
-      best = std::max(best, gbs);
-      sum += gbs;
+    std::vector<double> gbs(ks.size() * 3);
+    for (size_t i = 0; i < ks.size(); i++) {
+      const size_t ki = (i + size_t(p)) % ks.size();
+      for (int s = 0; s < 3; s++) {
+        double best = 0;
+        for (int r = 0; r < 2; r++) {
+          const double t0 = now_s();
+          pass(*ks[ki], s);
+          best = std::max(best, shapes[s].bytes / (now_s() - t0) / 1e9);
+        }
+        gbs[ki * 3 + size_t(s)] = best;
+      }
     }
-    std::printf("  %5d %12.1f %14.1f %14.1f %9.1f%%\n", p, probe, best, sum / 4, 100 * best / probe);
+    std::printf("  %4d %7.1f", p, probe);
+    for (double g : gbs) std::printf(" %5.1f (%4.0f%%)", g, 100 * g / probe);
+    std::printf("\n");
     std::fflush(stdout);
   }
 }

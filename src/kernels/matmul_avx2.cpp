@@ -144,13 +144,19 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
 }
 
 // Rows [r0, r1) x tokens [t0, t0 + T). One token: one row at a time, in address order (see
-// matmul_avx512.cpp); more: tiles of kRows rows.
+// matmul_avx512.cpp), long rows two at a time; more: tiles of kRows rows.
 template <class W>
 void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t0, const Stream& stream) {
   const char* w = static_cast<const char*>(a.w->data);
   const size_t ldw = a.w->row_bytes();
   const float* x = a.x + t0 * a.ldx;
   float* y = a.y + t0 * a.ldy;
+  if (T == 1 && a.w->cols > row_tiles::kLongRowCols) {  // long rows: 2 at a time (row_tiles.h)
+    row_tiles::for_row_tiles<2>(r0, r1, [&]<int Rn>(int64_t r) {
+      tile<W, Rn, 1, 4>(w + size_t(r) * ldw, ldw, x, a.ldx, a.w->cols, y + r, a.ldy, stream);
+    });
+    return;
+  }
   row_tiles::with_count<kTokens>(T, [&]<int Tn>() {
     constexpr int R = Tn == 1 ? 1 : kRows, U = Tn == 1 ? 4 : 1;
     row_tiles::for_row_tiles<R>(r0, r1, [&]<int Rn>(int64_t r) {

@@ -175,6 +175,7 @@ KL_INLINE void tile(const char* w, size_t ldw, const float* x, int64_t ldx, int6
 // the hardware prefetchers follow far better than the four interleaved row streams of a 4-row
 // tile (rows are only a few KiB, so each such stream is short). Measured on Zen 5, 2 threads, a
 // decode step's weights: 63-69 GB/s against 53-56 for 4-row tiles while a read probe gave ~85 GB/s.
+// Rows longer than row_tiles::kLongRowCols go two at a time, so x is loaded once for both.
 template <int T>
 constexpr int kTileRows = T == 1 ? 1 : kRows;
 template <int T>
@@ -187,6 +188,12 @@ void rows_x_tokens(int T, const MatmulArgs& a, int64_t r0, int64_t r1, int64_t t
   const size_t ldw = a.w->row_bytes();
   const float* x = a.x + t0 * a.ldx;
   float* y = a.y + t0 * a.ldy;
+  if (T == 1 && a.w->cols > row_tiles::kLongRowCols) {  // long rows: 2 at a time (row_tiles.h)
+    row_tiles::for_row_tiles<2>(r0, r1, [&]<int Rn>(int64_t r) {
+      tile<W, Rn, 1, 4>(w + size_t(r) * ldw, ldw, x, a.ldx, a.w->cols, y + r, a.ldy, stream);
+    });
+    return;
+  }
   row_tiles::with_count<kTokens>(T, [&]<int Tn>() {
     row_tiles::for_row_tiles<kTileRows<Tn>>(r0, r1, [&]<int Rn>(int64_t r) {
       tile<W, Rn, Tn, kTileUnroll<Tn>>(w + size_t(r) * ldw, ldw, x, a.ldx, a.w->cols, y + r, a.ldy, stream);

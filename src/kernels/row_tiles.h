@@ -31,6 +31,13 @@ inline __attribute__((always_inline)) void for_row_tiles(int64_t r0, int64_t r1,
   if constexpr (R > 1) with_count<R - 1>(r1 - r, [&]<int Rest>() { f.template operator()<Rest>(r); });
 }
 
+// Decode (one token) reads a call's rows one after another, in address order. Past this many
+// columns a row's x (fp32, 24 KiB) no longer stays in a 32 KiB L1 beside the weight stream: it
+// comes from L2 again for every row, twice the row's bf16 bytes, and a [2304 x 9216] matvec
+// streamed at 40-77 % of the read probe on Zen 4 (`kernels_bench stream`, dense) against
+// 92-99 % with two rows side by side sharing each x load. Such rows go in 2-row tiles.
+constexpr int64_t kLongRowCols = 6144;
+
 // Rows of one block: as many as fit block_bytes, a multiple of the tile height (at least one tile).
 inline int64_t row_block(size_t row_bytes, size_t block_bytes, int tile_rows) {
   const int64_t rb = int64_t(block_bytes / std::max<size_t>(row_bytes, 1));

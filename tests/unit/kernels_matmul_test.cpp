@@ -150,6 +150,10 @@ std::vector<Shape> sweep() {
         if (rows == 1000 && !(n == 1 || n == 2 || n == 5 || n == 17)) continue;
         out.push_back({rows, cols, n});
       }
+  // Rows past the decode kernels' long-row threshold (kernels/row_tiles.h, kLongRowCols = 6144),
+  // which they take two at a time: odd and even row counts, a column tail.
+  for (int64_t rows : {1, 2, 7, 64})
+    for (int64_t n : {1, 2}) out.push_back({rows, 9223, n});
   return out;
 }
 
