@@ -247,14 +247,14 @@ TEST(MatmulPrompt, MatchesScalarTwinOnEveryIsa) {
   }
 }
 
-// The threaded driver over pools of 1 and 2 threads: its split of rows (and of tokens when the
+// The threaded driver over pools of 1, 2 and 3 threads: its split of rows (and of tokens when the
 // weight has few rows) must cover every output exactly once.
 TEST(MatmulDriver, ThreadedMatchesScalarTwin) {
   const std::vector<Shape> shapes = {{1000, 2304, 1}, {1000, 65, 17}, {7, 1000, 64}, {65, 128, 5},
                                      {4096, 64, 2},   {300, 300, 64}, {1, 2304, 33}, {33, 17, 1},
                                      {300, 300, 100}, {700, 70, 130}, {9, 500, 200}};
   uint32_t seed = 100;
-  for (int threads : {1, 2}) {
+  for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
       for (const Shape& s : shapes) {
@@ -286,14 +286,10 @@ TEST(MatmulDriver, ThreadedMatchesScalarTwin) {
   }
 }
 
-// matmul_batch: many products of mixed formats and shapes (an empty one among them) in one call,
-// each against its scalar twin, with 1 and 2 threads, on every ISA.
-TEST(MatmulBatch, EveryJobMatchesItsTwin) {
-  const std::vector<Shape> shapes = {{1024, 2304, 1}, {7, 65, 1},    {2304, 300, 1}, {33, 17, 0},
-                                     {65, 128, 3},    {1000, 70, 17}, {9, 500, 100}, {300, 300, 1},
-                                     {1, 2304, 2},    {4096, 64, 1}};
+// matmul_batch over `shapes` (mixed formats, every ISA, each pool size): every job against its
+// scalar twin, and nothing written outside a job's outputs.
+void check_batch(const std::vector<Shape>& shapes, std::initializer_list<int> pool_sizes, uint32_t seed) {
   const DType dts[] = {DType::BF16, DType::F32, DType::F16};
-  uint32_t seed = 900;
   std::vector<TestWeight> ws;
   std::vector<std::vector<float>> xs;
   std::vector<int64_t> ldxs, ldys;
@@ -304,7 +300,7 @@ TEST(MatmulBatch, EveryJobMatchesItsTwin) {
     ws.emplace_back(dts[j % 3], s.rows, s.cols, j % 2 ? 2 : 0, seed++);
     xs.push_back(make_x(std::max<int64_t>(s.n, 1), s.cols, ldxs[j], seed++));
   }
-  for (int threads : {1, 2}) {
+  for (int threads : pool_sizes) {
     ThreadPool pool(threads);
     for (Isa isa : machine_isas()) {
       Context ctx{&pool, &table(isa)};
@@ -327,10 +323,28 @@ TEST(MatmulBatch, EveryJobMatchesItsTwin) {
         std::vector<float> ref =
             twin(scalar_kernels().matmul_rows[size_t(dt)], ws[j].view, xs[j].data(), s.n, ldxs[j]);
         expect_close(ys[j], ldys[j], ref, abs_bound(ws[j], xs[j].data(), s.n, ldxs[j]), s.n, s.rows, what);
+        for (int64_t t = 0; t < s.n; t++)
+          for (int64_t r = s.rows; r < ldys[j]; r++)
+            EXPECT_EQ(ys[j][size_t(t * ldys[j] + r)], -7.f) << what << ": wrote past the rows";
       }
-      if (HasFailure()) return;
+      if (::testing::Test::HasFailure()) return;
     }
   }
+}
+
+// Mixed decode and prompt jobs in one call (the prompt-sized split), with 1 and 2 threads.
+TEST(MatmulBatch, EveryJobMatchesItsTwin) {
+  check_batch({{1024, 2304, 1}, {7, 65, 1}, {2304, 300, 1}, {33, 17, 0}, {65, 128, 3}, {1000, 70, 17},
+               {9, 500, 100}, {300, 300, 1}, {1, 2304, 2}, {4096, 64, 1}},
+              {1, 2}, 900);
+}
+
+// Decode-sized jobs only (n <= 4): the guided split over all the jobs' bytes, whose tasks start
+// and end inside jobs and span several small ones; pool sizes that change the task sizes.
+TEST(MatmulBatch, DecodeJobsSplitAcrossJobs) {
+  check_batch({{1024, 2304, 1}, {7, 65, 1}, {2304, 1024, 1}, {33, 17, 0}, {3, 5, 4}, {600, 2304, 2},
+               {1, 9223, 1}, {300, 300, 4}, {4096, 64, 1}, {17, 2304, 3}},
+              {2, 3, 5}, 950);
 }
 
 TEST(MatmulDriver, RejectsUnsupportedFormat) {
