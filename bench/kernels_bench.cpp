@@ -13,8 +13,9 @@
 //        kernels_bench tiles           (the tile GEMMs only)
 //        kernels_bench matmul [threads] (the compute-bound matmul shapes only, n = 16..512, on
 //                                        the widest ISA: prompt, expert and MLP shapes)
-//        kernels_bench stream [threads] [pairs] (decode's matvec from memory and the read probe,
-//                                        alternately: see bench_stream)
+//        kernels_bench stream [threads] [pairs] (decode's call shapes from memory and the read
+//                                        probe, alternately: see bench_stream)
+//        kernels_bench xalign [pairs]   (decode's matvec by x's alignment: see bench_x_alignment)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -341,12 +342,62 @@ void bench_stream(const CpuFeatures& cpu, int threads, int pairs) {
   }
 }
 
+// Decode's matvec (the 1 GiB BF16 weight of bench_stream) with x at offsets of 0-28, 32 and 48
+// bytes from a 64-byte boundary, on every ISA table, next to the read probe, `pairs` times: the
+// AVX-512 decode kernels of cores that run 512-bit operations as two halves read x from a copy
+// when it sits on a 32-byte boundary (matmul_avx512.cpp); this shows why, and that the copy
+// keeps up. GB/s per offset.
+void bench_x_alignment(const CpuFeatures& cpu, int threads, int pairs) {
+  const int64_t cols = 2304, rows = (int64_t(1) << 30) / (cols * 2);
+  BenchWeight w(rows, cols);
+  Buffer<float> xb(size_t(cols + 64));
+  for (size_t i = 0; i < xb.size(); i++) xb[i] = 0.5f;
+  std::vector<float> y(static_cast<size_t>(rows));
+  ThreadPool pool(threads);
+  const double bytes = double(rows) * double(w.view.row_bytes());
+  const int offsets[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 12};  // floats
+  std::vector<std::pair<std::string, const Kernels*>> ks;
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Neon})
+    if (cpu.supports(isa)) ks.push_back({isa_name(isa), &kernels_for(isa, cpu)});
+  Kernels whole;  // the AVX-512 table of a core that runs 512-bit operations whole
+  if (cpu.supports(Isa::Avx512) && cpu.avx512_halves) {
+    CpuFeatures c = cpu;
+    c.avx512_halves = false;
+    whole = kernels_for(Isa::Avx512, c);
+    ks.push_back({"avx512-whole", &whole});
+  }
+  std::printf("decode matvec, BF16 [%lld x %lld] (1 GiB), %d thread(s), GB/s by x's offset from a 64-byte boundary\n",
+              (long long)rows, (long long)cols, threads);
+  std::printf("  %-13s %6s", "kernels", "probe");
+  for (int o : offsets) std::printf(" %5dB", o * 4);
+  std::printf("\n");
+  for (int p = 0; p < pairs; p++) {
+    for (const auto& [name, k] : ks) {
+      Context ctx{&pool, k};
+      const double probe = measure_read_bandwidth_gbs(pool, size_t(1) << 30);
+      std::printf("  %-13s %6.1f", name.c_str(), probe);
+      for (int o : offsets) {
+        const double t0 = now_s();
+        matmul(ctx, w.view, xb.data() + o, 1, y.data());
+        std::printf(" %6.1f", bytes / (now_s() - t0) / 1e9);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   const CpuFeatures cpu = CpuFeatures::detect();
   if (argc > 1 && std::string(argv[1]) == "stream") {
     const int nt = argc > 2 ? std::max(1, std::atoi(argv[2])) : default_thread_count();
     const int pairs = argc > 3 ? std::max(1, std::atoi(argv[3])) : 10;
     bench_stream(cpu, nt, pairs);
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "xalign") {
+    const int pairs = argc > 2 ? std::max(1, std::atoi(argv[2])) : 10;
+    bench_x_alignment(cpu, default_thread_count(), pairs);
     return 0;
   }
   if (argc > 1 && std::string(argv[1]) == "tiles") {

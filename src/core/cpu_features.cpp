@@ -22,6 +22,16 @@ CpuFeatures CpuFeatures::detect() {
   f.avx512dq = __builtin_cpu_supports("avx512dq");
   f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
   f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
+  {  // Vendor (leaf 0: "AuthenticAMD") and family (leaf 1: base + extended when base is 0xF).
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    const bool amd = __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;
+    unsigned family = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+      family = (a >> 8) & 0xF;
+      if (family == 0xF) family += (a >> 20) & 0xFF;
+    }
+    f.avx512_halves = amd && family == 0x19 && f.avx512f;
+  }
 #elif defined(__aarch64__)
   f.neon = true;
 #endif
@@ -54,6 +64,7 @@ std::string CpuFeatures::describe() const {
   std::string extra;
   if (avx512_bf16) extra += "bf16";
   if (avx512_vnni) extra += extra.empty() ? "vnni" : ", vnni";
+  if (avx512_halves) extra += extra.empty() ? "512-bit as 2x256" : ", 512-bit as 2x256";
   if (!extra.empty()) s += " (" + extra + ")";
   return s;
 }

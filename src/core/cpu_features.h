@@ -10,6 +10,9 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512_bf16 = false, avx512_vnni = false;
+  // The core runs 512-bit operations as two 256-bit halves (AMD family 19h, Zen 4; Zen 5 and
+  // Intel's AVX-512 cores run them whole). The AVX-512 decode kernels then read x differently.
+  bool avx512_halves = false;
   bool neon = false;
 
   static CpuFeatures detect();

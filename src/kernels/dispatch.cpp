@@ -56,12 +56,12 @@ Kernels make_avx2() {
   return k;
 }
 
-Kernels make_avx512(bool bf16_dot) {
+Kernels make_avx512(bool bf16_dot, bool halves) {
   Kernels k = make_scalar();
   k.isa = Isa::Avx512;
-  k.matmul_rows[size_t(DType::F32)] = avx512::matmul_rows_f32;
-  k.matmul_rows[size_t(DType::BF16)] = avx512::matmul_rows_bf16;
-  k.matmul_rows[size_t(DType::F16)] = avx512::matmul_rows_f16;
+  k.matmul_rows[size_t(DType::F32)] = halves ? avx512::matmul_rows_f32_halves : avx512::matmul_rows_f32;
+  k.matmul_rows[size_t(DType::BF16)] = halves ? avx512::matmul_rows_bf16_halves : avx512::matmul_rows_bf16;
+  k.matmul_rows[size_t(DType::F16)] = halves ? avx512::matmul_rows_f16_halves : avx512::matmul_rows_f16;
   k.matmul_rows_bf16_dot = bf16_dot ? avx512::matmul_rows_bf16_dot : nullptr;
   k.dot_f32 = avx512::dot_f32;
   k.axpy_f32 = avx512::axpy_f32;
@@ -118,10 +118,11 @@ const Kernels& kernels_for(Isa isa, const CpuFeatures& cpu) {
       return k;
     }
     case Isa::Avx512: {
-      // Two immutable tables, built once: with and without the bf16 dot kernel.
-      static const Kernels with_dot = make_avx512(true);
-      static const Kernels without_dot = make_avx512(false);
-      return cpu.avx512_bf16 ? with_dot : without_dot;
+      // Immutable tables, built once: with and without the bf16 dot kernel, for cores that run
+      // 512-bit operations whole or as two halves.
+      static const Kernels tables[2][2] = {{make_avx512(false, false), make_avx512(false, true)},
+                                           {make_avx512(true, false), make_avx512(true, true)}};
+      return tables[cpu.avx512_bf16][cpu.avx512_halves];
     }
 #endif
 #if defined(__aarch64__) && defined(KL_HAVE_NEON_KERNELS)

@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -638,6 +639,32 @@ void matmul_rows_bf16(const MatmulArgs& a, int64_t r0, int64_t r1) {
   matmul_rows<BF16W>(a, r0, r1);
 }
 void matmul_rows_f16(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows<F16W>(a, r0, r1); }
+
+namespace {
+// Zen 4 runs a 512-bit load as two 256-bit halves. Measured there (`kernels_bench`, a 1 GiB
+// [233016 x 2304] BF16 matvec on 2 threads, x at each offset from a 64-byte boundary, medians):
+// x at 0 or 32 bytes streamed 51.0 / 42.7 GB/s while the host read fast and 31.9 / 32.5 while it
+// read slowly; at 4-28 or 48 bytes 56.5-60.9 and 33.7-34.6, as fast as the read probe and the
+// AVX2 kernel at any offset. The model's activations sit on 64-byte boundaries, so a one-token
+// call with x on a 32-byte boundary reads a copy 16 bytes past one (per call of the driver,
+// a few KiB against the 256 KiB and more of weights each streams).
+constexpr int64_t kShiftMaxCols = 16384;
+
+template <class W>
+void matmul_rows_halves(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  if (a.n != 1 || (reinterpret_cast<uintptr_t>(a.x) & 31) != 0 || a.w->cols > kShiftMaxCols)
+    return matmul_rows<W>(a, r0, r1);
+  alignas(64) float xs[kShiftMaxCols + 4];
+  std::memcpy(xs + 4, a.x, sizeof(float) * size_t(a.w->cols));
+  MatmulArgs shifted = a;
+  shifted.x = xs + 4;
+  matmul_rows<W>(shifted, r0, r1);
+}
+}  // namespace
+
+void matmul_rows_f32_halves(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows_halves<F32W>(a, r0, r1); }
+void matmul_rows_bf16_halves(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows_halves<BF16W>(a, r0, r1); }
+void matmul_rows_f16_halves(const MatmulArgs& a, int64_t r0, int64_t r1) { matmul_rows_halves<F16W>(a, r0, r1); }
 
 // x is rounded to bf16 a chunk of tokens at a time into a 64 KiB stack buffer (each call converts
 // its tokens once; the rows of the call then reuse them). Only rows wider than kXbElems columns

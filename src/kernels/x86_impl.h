@@ -29,6 +29,11 @@ namespace kl::avx512 {
 void matmul_rows_f32(const MatmulArgs& a, int64_t r0, int64_t r1);
 void matmul_rows_bf16(const MatmulArgs& a, int64_t r0, int64_t r1);
 void matmul_rows_f16(const MatmulArgs& a, int64_t r0, int64_t r1);
+// The same for cores that run 512-bit operations as two halves (cpu.avx512_halves): one token
+// with x on a 32-byte boundary reads a copy of x 16 bytes past one (matmul_avx512.cpp).
+void matmul_rows_f32_halves(const MatmulArgs& a, int64_t r0, int64_t r1);
+void matmul_rows_bf16_halves(const MatmulArgs& a, int64_t r0, int64_t r1);
+void matmul_rows_f16_halves(const MatmulArgs& a, int64_t r0, int64_t r1);
 // Needs AVX512_BF16 on top of the AVX-512 base (cpu.avx512_bf16).
 void matmul_rows_bf16_dot(const MatmulArgs& a, int64_t r0, int64_t r1);
 float dot_f32(const float* a, const float* b, int64_t n);

@@ -135,7 +135,9 @@ TEST(TileOps, OnlineSoftmaxMatchesScalarTwin) {
             EXPECT_LE(max_abs_diff(s0, s1), 2e-6f) << where;
             for (size_t j = 0; j < l0.size(); j++) {
               EXPECT_FALSE(std::isnan(l0[j]) || std::isnan(l1[j]) || std::isnan(a0[j]) || std::isnan(a1[j])) << where;
-              if (j % 5 == 1 && m0[j] == -inf) EXPECT_EQ(l0[j], 0.f) << where << " col " << j;  // saw only -inf
+              if (j % 5 == 1 && m0[j] == -inf) {  // saw only -inf
+                EXPECT_EQ(l0[j], 0.f) << where << " col " << j;
+              }
             }
             for (size_t i = 0; i < s0.size(); i++)
               ASSERT_FALSE(std::isnan(s0[i]) || std::isnan(s1[i])) << where << " at " << i;

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/x86_impl.h"
 
 namespace kl {
 namespace {
@@ -345,6 +346,41 @@ TEST(MatmulBatch, DecodeJobsSplitAcrossJobs) {
   check_batch({{1024, 2304, 1}, {7, 65, 1}, {2304, 1024, 1}, {33, 17, 0}, {3, 5, 4}, {600, 2304, 2},
                {1, 9223, 1}, {300, 300, 4}, {4096, 64, 1}, {17, 2304, 3}},
               {2, 3, 5}, 950);
+}
+
+// One token with x at each offset from a 64-byte boundary (the AVX-512 tables of cores that run
+// 512-bit operations as two halves read a copy of an x on a 32-byte boundary), on every table
+// and on both AVX-512 variants where the CPU has AVX-512: short, long and very long rows.
+TEST(MatmulDecode, AnyXAlignmentMatchesTwin) {
+  std::vector<std::pair<std::string, MatmulRowsFn>> fns;
+  for (Isa isa : machine_isas())
+    fns.push_back({isa_name(isa), table(isa).matmul_rows[size_t(DType::BF16)]});
+#if defined(KL_HAVE_X86_KERNELS)
+  if (CpuFeatures::detect().supports(Isa::Avx512)) {
+    fns.push_back({"avx512 whole", avx512::matmul_rows_bf16});
+    fns.push_back({"avx512 halves", avx512::matmul_rows_bf16_halves});
+  }
+#endif
+  uint32_t seed = 1200;
+  for (int64_t cols : {2304, 65, 9223, 16385}) {
+    const int64_t rows = 37;
+    TestWeight w(DType::BF16, rows, cols, 0, seed++);
+    alignas(64) static float xbuf[16385 + 64];
+    const std::vector<float> xv = random_floats(size_t(cols), seed++);
+    for (int64_t off : {0, 4, 8, 1}) {  // floats: 0, 16, 32, 4 bytes past a 64-byte boundary
+      float* x = xbuf + off;
+      std::memcpy(x, xv.data(), sizeof(float) * size_t(cols));
+      std::vector<float> ref = twin(scalar_kernels().matmul_rows[size_t(DType::BF16)], w.view, x, 1, cols);
+      std::vector<double> bound = abs_bound(w, x, 1, cols);
+      for (const auto& [name, fn] : fns) {
+        std::vector<float> y;
+        run_rows_kernel(fn, w.view, x, 1, cols, y, rows);
+        expect_close(y, rows, ref, bound, 1, rows,
+                     name + " cols=" + std::to_string(cols) + " x offset=" + std::to_string(off * 4) + " B");
+      }
+    }
+    if (HasFailure()) return;
+  }
 }
 
 TEST(MatmulDriver, RejectsUnsupportedFormat) {
