@@ -253,6 +253,9 @@ void bench_tiles(const CpuFeatures& cpu) {
 
 }  // namespace
 
+// The weight both streaming benchmarks read: 1 GiB of BF16 rows of the model's hidden size.
+constexpr int64_t kStreamCols = 2304, kStreamRows = (int64_t(1) << 30) / (kStreamCols * 2);
+
 // Decode's matmul calls streaming 1 GiB of BF16 weights from memory, next to the read probe,
 // `pairs` times: on a host whose bandwidth moves from one second to the next, only readings
 // taken seconds apart say whether decode reaches what the probe reads. Three call shapes over the
@@ -264,7 +267,7 @@ void bench_tiles(const CpuFeatures& cpu) {
 // Each line: the probe, then per ISA table and shape the best of 2 passes as a share of the probe
 // (the tables run in a rotating order, so no table always follows the probe).
 void bench_stream(const CpuFeatures& cpu, int threads, int pairs) {
-  const int64_t cols = 2304, rows = (int64_t(1) << 30) / (cols * 2);
+  const int64_t cols = kStreamCols, rows = kStreamRows;
   BenchWeight w(rows, cols);
   const char* base = static_cast<const char*>(w.view.data);
   const size_t total = size_t(rows) * w.view.row_bytes();
@@ -348,7 +351,7 @@ void bench_stream(const CpuFeatures& cpu, int threads, int pairs) {
 // when it sits on a 32-byte boundary (matmul_avx512.cpp); this shows why, and that the copy
 // keeps up. GB/s per offset.
 void bench_x_alignment(const CpuFeatures& cpu, int threads, int pairs) {
-  const int64_t cols = 2304, rows = (int64_t(1) << 30) / (cols * 2);
+  const int64_t cols = kStreamCols, rows = kStreamRows;
   BenchWeight w(rows, cols);
   Buffer<float> xb(size_t(cols + 64));
   for (size_t i = 0; i < xb.size(); i++) xb[i] = 0.5f;
