@@ -7,7 +7,11 @@
 // the tiled kernels; "auto" marks the form the model picks (mla_cheaper_form). Decode also
 // shows the per-token work around the kernel in the absorbed form (query absorption W_UKᵀq and
 // W_UV on the output) as the previous scalar loop did it and as mla.cpp does it now.
-// Usage: attention_bench [max_threads] [decode]   (default 2 threads; "decode": skip the prefill)
+//   bf16-decode: only the absorbed decode over a bf16 cache (the model's cache type) at context
+//            16385, a few seconds for each of 1 .. max_threads threads, as ms per token and as
+//            a fraction of the bf16 dot peak measured in the same run (for profiling the kernel).
+// Usage: attention_bench [max_threads] [decode | bf16-decode]
+//        (default 2 threads; "decode": skip the prefill)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +27,7 @@
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
 #include "kernels/kernels.h"
+#include "kernels/machine_limits.h"
 #include "kernels/tile_ops.h"
 #include "model/synthetic.h"
 #include "model/workspace.h"
@@ -190,7 +195,8 @@ double after_absorb_uv(Setup& s, const float* q, float* qabs, const float* lat, 
 
 int main(int argc, char** argv) {
   const int max_threads = argc > 1 ? std::atoi(argv[1]) : 2;
-  const bool prefill = !(argc > 2 && std::string(argv[2]) == "decode");
+  const std::string mode = argc > 2 ? argv[2] : "";
+  const bool prefill = mode.empty();
   const CpuFeatures cpu = CpuFeatures::detect();
   const Kernels& k = kernels_for(cpu.best_isa(), cpu);
   const KimiConfig cfg = synthetic_48b_config(4);
@@ -218,6 +224,25 @@ int main(int argc, char** argv) {
     s.kvb = {kvb_data.data(), DType::BF16, H * (NOPE + V), C};
     s.scratch.resize(std::max(latent_attention_absorbed_scratch_floats(H, KV, C, threads),
                               latent_attention_decompressed_scratch_floats(kChunk, H, C, NOPE, R, V, threads)));
+    if (mode == "bf16-decode") {
+      // Multiply-adds per token: scores over kv_dim and values over v_dim, per head and key.
+      const int64_t ctx0 = 16384;
+      const double flops = 2.0 * double(H) * double(ctx0 + 1) * double(KV + C);
+      Kernels dot = k;
+      dot.bf16_activations = k.matmul_rows_bf16_dot != nullptr;
+      const double peak = measure_peak_gflops(pool, dot, DType::BF16);
+      LatentAttnArgs a;
+      a.n_q = 1, a.H = H, a.kv_dim = KV, a.v_dim = C, a.q = qabs.data(), a.ctx0 = ctx0;
+      a.pages = cache.of(DType::BF16), a.cache_dtype = DType::BF16, a.page_rows = kPageRows;
+      a.out = out_lat.data(), a.scratch = s.scratch.data(), a.scratch_floats = s.scratch.size();
+      const double ms = best_ms([&] { latent_attention_absorbed(s.ctx, a); }, 3, 5.0);
+      const double gflops = flops / ms * 1e-6;
+      std::printf("threads %d: bf16 cache, context %lld: %.3f ms per token, %.1f GFLOP/s = %.1f %% of the %.1f "
+                  "GFLOP/s %s peak\n",
+                  threads, (long long)ctx0 + 1, ms, gflops, 100 * gflops / peak, peak,
+                  dot.bf16_activations ? "bf16 dot" : "fp32 FMA");
+      continue;
+    }
     std::printf("\nthreads %d\n", threads);
     std::printf("  decode (ms per token)      before   absorbed  decompressed   auto           bf16 cache: absorbed\n");
     for (int64_t ctx0 : {int64_t(0), int64_t(4096), int64_t(16384)}) {
@@ -253,7 +278,8 @@ int main(int argc, char** argv) {
     }
   }
   if (prefill) std::printf("\n* extrapolated from 64 of the 512 queries\n");
-  std::printf("absorbed: per token before the kernel add W_UK absorption and after it W_UV (line above);\n"
+  if (mode != "bf16-decode")
+    std::printf("absorbed: per token before the kernel add W_UK absorption and after it W_UV (line above);\n"
               "decompressed includes decompressing K and V of every context row.\n");
   return 0;
 }

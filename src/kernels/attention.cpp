@@ -112,6 +112,17 @@ void attend_range(const Context& ctx, const LatentAttnArgs& a, float* thread_scr
   for (int64_t t0 = k0; t0 < k1;) {
     const int64_t tn = tile_rows(t0, k1, kTileRows, a.page_rows);
     const int64_t in_page = t0 % a.page_rows;
+    // The next tile's rows (one page range), fetched from memory while this tile computes: the
+    // first half during the scores, the second during the values.
+    const char* next = nullptr;
+    int64_t next_bytes = 0;
+    if (bf16 && t0 + tn < k1) {
+      const int64_t t1 = t0 + tn;
+      next = reinterpret_cast<const char*>(static_cast<const uint16_t*>(a.pages[t1 / a.page_rows]) +
+                                           t1 % a.page_rows * a.kv_dim);
+      next_bytes = tile_rows(t1, k1, kTileRows, a.page_rows) * a.kv_dim * int64_t(sizeof(uint16_t));
+    }
+    const int64_t half = next_bytes / 128 * 64;
     if (bf16) {
       // S^T = rows · Q^T straight from the page (rows are A: k contiguous), or from a
       // zero-padded copy when kv_dim is odd.
@@ -134,6 +145,8 @@ void attend_range(const Context& ctx, const LatentAttnArgs& a, float* thread_scr
       s.ldb = 2 * cols;
       s.c = st;
       s.ldc = cols;
+      s.prefetch = next;
+      s.prefetch_bytes = half;
       ctx.k->gemm_bf16(s);
     } else {
       GemmF32Args s;
@@ -194,6 +207,8 @@ void attend_range(const Context& ctx, const LatentAttnArgs& a, float* thread_scr
       o.ldc = a.v_dim;
       o.accumulate = true;
       o.row_scale = alpha;
+      o.prefetch = next ? next + half : nullptr;
+      o.prefetch_bytes = next_bytes - half;
       ctx.k->gemm_bf16(o);
     } else {
       const float* rows = static_cast<const float*>(a.pages[t0 / a.page_rows]) + in_page * a.kv_dim;

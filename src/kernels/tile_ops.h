@@ -44,6 +44,12 @@ struct GemmBf16Args {
   int64_t ldc = 0;
   bool accumulate = false;
   const float* row_scale = nullptr;  // [M] or null; only read when accumulate
+  // A hint, no effect on C: bytes [prefetch, prefetch + prefetch_bytes) that the caller reads
+  // next (e.g. the next tile of an attention cache, still in DRAM), requested into L2 a line or
+  // so per step of the product, spread over the call, so that fetching them overlaps this
+  // compute-bound work. The twin ignores it.
+  const void* prefetch = nullptr;
+  int64_t prefetch_bytes = 0;
 };
 
 // Packing into those layouts, from a strided fp32 matrix X[r, c] = src[r·rs + c·cs] of `rows` x

@@ -9,6 +9,7 @@
 // double-precision product.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -142,6 +143,41 @@ TEST(TileBf16, GemmMatchesScalarTwin) {
               }
           }
         }
+}
+
+// The prefetch hint changes nothing in C, whatever it covers: nothing, less than the product's
+// steps, about as much, or many lines per step (and an unaligned start and length).
+TEST(TileBf16, PrefetchHintLeavesTheProductUnchanged) {
+  std::mt19937 rng(6);
+  const std::vector<Table> tables = fast_tables();
+  if (tables.empty()) GTEST_SKIP() << "no fast kernel table on this CPU";
+  const std::vector<uint16_t> far = random_bf16(1, 1 << 20, 1 << 20, rng);  // 2 MiB to hint at
+  for (auto [M, N, K] : {std::array<int64_t, 3>{128, 32, 576}, {32, 512, 128}, {7, 33, 10}, {5, 17, 0}})
+    for (int64_t bytes : {int64_t(0), int64_t(100), int64_t(73000), int64_t(2 << 20) - 3}) {
+      const int64_t lda = K + 2, ldb = 2 * N + 4, ldc = N + 1;
+      const std::vector<uint16_t> a = random_bf16(M, K, lda, rng);
+      const std::vector<uint16_t> b = random_bf16(K / 2, 2 * N, ldb, rng);
+      std::normal_distribution<float> d(0.f, 1.f);
+      std::vector<float> scale(static_cast<size_t>(M)), c0(static_cast<size_t>(M * ldc));
+      for (float& x : scale) x = d(rng);
+      for (float& x : c0) x = d(rng);
+      GemmBf16Args g;
+      g.M = M, g.N = N, g.K = K;
+      g.a = a.data(), g.lda = lda, g.b = b.data(), g.ldb = ldb, g.ldc = ldc;
+      g.accumulate = true, g.row_scale = scale.data();
+      for (const Table& t : tables) {
+        std::vector<float> plain = c0, hinted = c0;
+        g.c = plain.data();
+        g.prefetch = nullptr, g.prefetch_bytes = 0;
+        t.k->gemm_bf16(g);
+        g.c = hinted.data();
+        g.prefetch = reinterpret_cast<const char*>(far.data()) + 3, g.prefetch_bytes = bytes;
+        t.k->gemm_bf16(g);
+        for (size_t i = 0; i < plain.size(); i++)
+          ASSERT_EQ(std::bit_cast<uint32_t>(plain[i]), std::bit_cast<uint32_t>(hinted[i]))
+              << t.name << " M " << M << " N " << N << " K " << K << " hint " << bytes << " bytes, at " << i;
+      }
+    }
 }
 
 // fp32 values that exercise the rounding: specials, ties, carries into the exponent.
