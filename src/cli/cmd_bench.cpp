@@ -117,8 +117,9 @@ void add_bench_command(CLI::App& app, int& rc) {
       nlohmann::json rows = run_bench(*e, bo, lim, [&](const nlohmann::json& j) {
         if (o->json) return;
         if (!header) {
-          // "vs d0": the median over repetitions of (this depth / the first depth listed) in the
-          // same repetition (see run_bench).
+          // "vs d0": this depth / the first depth listed, the median over repetitions: for tg
+          // with several depths from the runs that interleave the depths' steps, else from the
+          // two runs of the same repetition (see run_bench).
           const std::string vs = "vs d" + std::to_string(bo.depths.front());
           std::printf("| %-44s | %7s | %7s | %8s | %12s | %10s | %14s | %9s | %10s |\n", "model", "threads", "test",
                       "depth", "t/s", "% of limit", "limit", vs.c_str(), "peak RSS");
@@ -139,7 +140,8 @@ void add_bench_command(CLI::App& app, int& rc) {
         std::printf("| %-44s | %7d | %7s | %8lld | %12.2f | %10s | %14s | %8.1f%% | %6.2f GiB |\n",
                     model_name.c_str(), j["threads"].get<int>(), j["test"].get<std::string>().c_str(),
                     (long long)j["depth"].get<int64_t>(), j["tokens_per_s"].get<double>(), frac, limit,
-                    100 * j["vs_first_depth_paired"].get<double>(), double(j["peak_rss_bytes"].get<int64_t>()) / (1 << 30));
+                    100 * j.value("vs_first_depth_interleaved", j["vs_first_depth_paired"].get<double>()),
+                    double(j["peak_rss_bytes"].get<int64_t>()) / (1 << 30));
         std::fflush(stdout);
       });
       for (auto& r : rows) {

@@ -131,6 +131,7 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
     std::vector<double> pp_runs, tg_runs;  // tokens/s of each repetition
     std::vector<double> tg_bws;            // the bandwidth each tg run is judged against
     std::vector<double> tg_best_passes;    // the probes around each tg run
+    std::vector<double> tg_interleaved;    // tokens/s in each repetition's interleaved run
   };
   // Each depth against the first one listed (depth 0 by default), repetition by repetition: the
   // two runs of a pair follow each other within seconds, so a drift of the machine over minutes
@@ -153,9 +154,32 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
                       lm_bytes >= o.probe_min_bytes;
   if (sample) read_pass(e.pool(), lm.data, lm_bytes, lim.read_pattern);
   std::vector<Best> best(o.depths.size());
+  // With several depths, each repetition first generates at all of them interleaved, one step
+  // of each depth in turn (each from its own copy of the depth's snapshot): the depths then meet
+  // the same machine, phases of its bandwidth included, which runs of seconds one after the
+  // other do not (their paired ratio moved by 10-15 points between runs on a shared VM). Their
+  // tokens/s ratio is `vs_first_depth_interleaved`.
+  const bool interleave = o.n_gen > 0 && o.depths.size() > 1;
+  auto interleaved_run = [&] {
+    std::vector<SequenceState> live;
+    for (int64_t depth : o.depths) live.push_back(at_depth[depth]);
+    std::vector<int32_t> next(o.depths.size(), tok(rng));
+    std::vector<double> sec(o.depths.size(), 0.0);
+    for (int64_t i = 0; i < o.n_gen; i++)
+      for (size_t di = 0; di < o.depths.size(); di++) {
+        std::swap(s.state(), live[di]);  // O(1): the states' buffers change hands
+        auto t0 = clock::now();
+        const float* logits = s.step(next[di]);
+        next[di] = int32_t(std::max_element(logits, logits + c.vocab_size) - logits) % int32_t(c.vocab_size);
+        sec[di] += std::chrono::duration<double>(clock::now() - t0).count();
+        std::swap(s.state(), live[di]);
+      }
+    for (size_t di = 0; di < o.depths.size(); di++) best[di].tg_interleaved.push_back(double(o.n_gen) / sec[di]);
+  };
   nlohmann::json all = nlohmann::json::array();
   for (int64_t r = 0; r < o.repetitions; r++) {
     const bool last = r + 1 == o.repetitions;
+    if (interleave) interleaved_run();
     for (size_t di = 0; di < o.depths.size(); di++) {
       const int64_t depth = o.depths[di];
       Best& b = best[di];
@@ -252,6 +276,10 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
                               {"runs_tokens_per_s", b.tg_runs},
                               {"vs_first_depth_paired", paired_median(b.tg_runs, best[0].tg_runs)},
                               {"peak_rss_bytes", b.tg_rss}};
+          if (interleave) {
+            j["interleaved_tokens_per_s"] = b.tg_interleaved;
+            j["vs_first_depth_interleaved"] = paired_median(b.tg_interleaved, best[0].tg_interleaved);
+          }
           if (probe) {
             j["bandwidth_gbs_best_pass"] = best_pass_bw;
             j["fraction_of_best_pass"] = best_pass_bw > 0 ? tg * bytes / (best_pass_bw * 1e9) : 0;

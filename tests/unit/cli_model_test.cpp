@@ -100,6 +100,17 @@ TEST(Cli, BenchJson) {
       }
       const auto first = j[i % 2]["runs_tokens_per_s"].get<std::vector<double>>();
       EXPECT_DOUBLE_EQ(j[i]["vs_first_depth_paired"].get<double>(), (runs[0] / first[0] + runs[1] / first[1]) / 2);
+      // tg with two depths: a run per repetition that interleaves the depths' steps, and its ratio.
+      EXPECT_EQ(j[i].contains("vs_first_depth_interleaved"), i % 2 == 1);
+      if (i % 2 == 1) {
+        const auto mixed = j[i]["interleaved_tokens_per_s"].get<std::vector<double>>();
+        const auto mixed0 = j[1]["interleaved_tokens_per_s"].get<std::vector<double>>();
+        ASSERT_EQ(mixed.size(), 2u);
+        EXPECT_GT(mixed[0], 0);
+        EXPECT_GT(mixed[1], 0);
+        EXPECT_DOUBLE_EQ(j[i]["vs_first_depth_interleaved"].get<double>(),
+                         (mixed[0] / mixed0[0] + mixed[1] / mixed0[1]) / 2);
+      }
     }
     EXPECT_GT(j[2]["attention_flops_per_token"].get<double>(), j[0]["attention_flops_per_token"].get<double>());
     EXPECT_GT(j[3]["bytes_per_token"].get<double>(), j[1]["bytes_per_token"].get<double>());  // the cache grows
