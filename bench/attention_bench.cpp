@@ -10,8 +10,9 @@
 //   bf16-decode: only the absorbed decode over a bf16 cache (the model's cache type) at context
 //            16385, a few seconds for each of 1 .. max_threads threads, as ms per token and as
 //            a fraction of the bf16 dot peak measured in the same run (for profiling the kernel).
-// Usage: attention_bench [max_threads] [decode | bf16-decode]
-//        (default 2 threads; "decode": skip the prefill)
+// Usage: attention_bench [max_threads] [decode | bf16-decode] [isa]
+//        (default 2 threads; "decode": skip the prefill; isa: a kernel set this CPU runs, e.g.
+//        avx2, default the best)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -198,7 +199,12 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 2 ? argv[2] : "";
   const bool prefill = mode.empty();
   const CpuFeatures cpu = CpuFeatures::detect();
-  const Kernels& k = kernels_for(cpu.best_isa(), cpu);
+  Isa isa = cpu.best_isa();
+  if (argc > 3 && (!isa_from_name(argv[3], &isa) || !cpu.supports(isa))) {
+    std::fprintf(stderr, "attention_bench: '%s' is not a kernel set this CPU runs\n", argv[3]);
+    return 2;
+  }
+  const Kernels& k = kernels_for(isa, cpu);
   const KimiConfig cfg = synthetic_48b_config(4);
   std::mt19937 rng(42);
   std::printf("MLA attention, H %lld, c %lld, r %lld, nope %lld, v %lld; kernels: %s\n", (long long)H, (long long)C,

@@ -47,7 +47,7 @@ struct GemmBf16Args {
   // A hint, no effect on C: bytes [prefetch, prefetch + prefetch_bytes) that the caller reads
   // next (e.g. the next tile of an attention cache, still in DRAM), requested into L2 a line or
   // so per step of the product, spread over the call, so that fetching them overlaps this
-  // compute-bound work. The twin ignores it.
+  // compute-bound work. The x86 versions honour it; the twin and NEON ignore it.
   const void* prefetch = nullptr;
   int64_t prefetch_bytes = 0;
 };

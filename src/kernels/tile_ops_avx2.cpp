@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "core/dtype.h"
+#include "kernels/prefetch_spread.h"
 #include "kernels/tile_ops_impl.h"
 
 namespace kl::avx2 {
@@ -139,6 +140,7 @@ struct Bf16TileCall {
   __m256i last;  // columns of the last vector that exist (all-ones lanes)
   bool accumulate;
   const float* row_scale;
+  PrefetchSpread pf;  // this call's slice of the prefetch hint
 };
 
 KL_INLINE int32_t load_pair(const uint16_t* p) {
@@ -167,7 +169,9 @@ void tile_bf16(const Bf16TileCall& t) {
   const uint16_t* b = t.b;
   const int64_t lda = t.lda, ldb = t.ldb;
   const __m256i hi_half = _mm256_set1_epi32(int32_t(0xffff0000u));
+  PrefetchSpread pf = t.pf;
   for (int64_t p = 0; p < t.pairs; p++, a += 2, b += ldb) {
+    pf.next();
     __m256 be[NV], bo[NV];
 #pragma GCC unroll 2
     for (int j = 0; j < NV; j++) {
@@ -305,21 +309,24 @@ void online_softmax_f32(const OnlineSoftmaxArgs& a) {
 void gemm_bf16(const GemmBf16Args& g) {
   if (g.M <= 0 || g.N <= 0) return;
   const int64_t row_tiles = (g.M + kBf16Rows - 1) / kBf16Rows;
+  PrefetchSpread pf(g.prefetch, g.prefetch_bytes, (g.N + 15) / 16 * row_tiles * (g.K / 2));
   for (int64_t n0 = 0; n0 < g.N; n0 += 16) {
     const int64_t width = std::min<int64_t>(16, g.N - n0);
     const int nv = int((width + 7) / 8);
     const int64_t last = width - 8 * (nv - 1);
-    Bf16TileCall t{g.K / 2, nullptr, g.lda, offset(g.b, 2 * n0), g.ldb, nullptr, g.ldc, lanes(last), g.accumulate, nullptr};
+    Bf16TileCall t{g.K / 2, nullptr, g.lda, offset(g.b, 2 * n0), g.ldb, nullptr, g.ldc, lanes(last), g.accumulate, nullptr, {}};
     for (int64_t rt = 0, m0 = 0; rt < row_tiles; rt++) {
       const int mr = int((g.M - m0 + (row_tiles - rt) - 1) / (row_tiles - rt));
       t.a = offset(g.a, m0 * g.lda);
       t.c = g.c + m0 * g.ldc + n0;
       t.row_scale = g.row_scale ? g.row_scale + m0 : nullptr;
+      t.pf = pf.take(t.pairs);
       const auto& fns = last == 8 ? (nv == 1 ? kBf16Full1 : kBf16Full2) : (nv == 1 ? kBf16Tail1 : kBf16Tail2);
       fns[size_t(mr - 1)](t);
       m0 += mr;
     }
   }
+  pf.rest();
 }
 
 // The packers vectorize contiguous rows (cs == 1), 8 or 16 columns per step with the rest of a

@@ -30,6 +30,7 @@
 #include <limits>
 #include <utility>
 
+#include "kernels/prefetch_spread.h"
 #include "kernels/tile_ops_impl.h"
 
 namespace kl::avx512 {
@@ -149,9 +150,7 @@ struct Bf16TileCall {
   __mmask16 last;  // columns of the last vector that exist
   bool accumulate;
   const float* row_scale;  // [MR] or null
-  uintptr_t pf;            // prefetch hint: pf_lines lines from pf into L2, pf_step per k step
-  int64_t pf_lines;
-  int pf_step;
+  PrefetchSpread pf;       // this call's slice of the prefetch hint
 };
 
 // The bf16 pair A[m, 2p], A[m, 2p + 1] as one 32-bit value (the layout vdpbf16ps pairs up).
@@ -183,12 +182,9 @@ void tile_bf16(const Bf16TileCall& t) {
   const int64_t pairs = t.pairs, lda = t.lda, ldb = t.ldb, ldc = t.ldc;
   const __mmask16 last = t.last;
   const __m512i hi_half = _mm512_set1_epi32(int32_t(0xffff0000u));
-  uintptr_t pf = t.pf;
-  int64_t pf_lines = t.pf_lines;
-  const int pf_step = t.pf_step;
+  PrefetchSpread pf = t.pf;
   for (int64_t p = 0; p < pairs; p++, a += 2, b += ldb) {
-    for (int i = 0; i < pf_step && pf_lines > 0; i++, pf += 64, pf_lines--)
-      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
+    pf.next();
     __m512i bv[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; j++)
@@ -274,21 +270,13 @@ void gemm_bf16_impl(const GemmBf16Args& g) {
   using Tiles = Bf16Tiles<kDot>;
   if (g.M <= 0 || g.N <= 0) return;
   const int64_t pairs = g.K / 2;
-  // The prefetch hint: lines per k step such that the tile calls' steps cover it; each call
-  // takes the next lines in order.
-  uintptr_t pf = reinterpret_cast<uintptr_t>(g.prefetch) & ~uintptr_t(63);
-  int64_t pf_lines = 0;
-  if (g.prefetch && g.prefetch_bytes > 0)
-    pf_lines = int64_t((reinterpret_cast<uintptr_t>(g.prefetch) + uintptr_t(g.prefetch_bytes) - pf + 63) / 64);
-  int pf_step = 0;
-  if (pf_lines > 0) {
-    int64_t steps = 0;
-    for (int64_t n0 = 0; n0 < g.N; n0 += 64) {
-      const int max_rows = Tiles::max_rows(int((std::min<int64_t>(64, g.N - n0) + 15) / 16));
-      steps += pairs * ((g.M + max_rows - 1) / max_rows);
-    }
-    pf_step = int(std::max<int64_t>(1, (pf_lines + steps - 1) / std::max<int64_t>(1, steps)));
+  // The prefetch hint over the k steps of all tile calls.
+  int64_t steps = 0;
+  for (int64_t n0 = 0; n0 < g.N; n0 += 64) {
+    const int max_rows = Tiles::max_rows(int((std::min<int64_t>(64, g.N - n0) + 15) / 16));
+    steps += pairs * ((g.M + max_rows - 1) / max_rows);
   }
+  PrefetchSpread pf(g.prefetch, g.prefetch_bytes, steps);
   // Panels of up to 64 columns (4 vectors); each panel's row tiles as even as possible.
   for (int64_t n0 = 0; n0 < g.N; n0 += 64) {
     const int64_t width = std::min<int64_t>(64, g.N - n0);
@@ -296,21 +284,18 @@ void gemm_bf16_impl(const GemmBf16Args& g) {
     const int max_rows = Tiles::max_rows(nv);
     const int64_t row_tiles = (g.M + max_rows - 1) / max_rows;
     Bf16TileCall t{pairs, nullptr, g.lda, offset(g.b, 2 * n0), g.ldb, nullptr, g.ldc,
-                   lanes(width - 16 * (nv - 1)), g.accumulate, nullptr, 0, 0, pf_step};
+                   lanes(width - 16 * (nv - 1)), g.accumulate, nullptr, {}};
     for (int64_t rt = 0, m0 = 0; rt < row_tiles; rt++) {
       const int mr = int((g.M - m0 + (row_tiles - rt) - 1) / (row_tiles - rt));
       t.a = offset(g.a, m0 * g.lda);
       t.c = g.c + m0 * g.ldc + n0;
       t.row_scale = g.row_scale ? g.row_scale + m0 : nullptr;
-      t.pf = pf;
-      t.pf_lines = std::min(pf_lines, pf_step * pairs);
+      t.pf = pf.take(pairs);
       Tiles::fn(nv, mr)(t);
-      pf += uintptr_t(64 * t.pf_lines);
-      pf_lines -= t.pf_lines;
       m0 += mr;
     }
   }
-  for (; pf_lines > 0; pf += 64, pf_lines--) _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);  // K = 0
+  pf.rest();
 }
 
 // Lanes [0, n) of 16 (none for n <= 0) and of 32.
