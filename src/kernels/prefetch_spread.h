@@ -2,7 +2,8 @@
 // tile calls (x86; shared by the AVX2 and AVX-512 tile ops). The GEMM plans it once over all its
 // steps, hands each tile call the next slice, and the tile requests `step` lines into L2 per k
 // step while its slice lasts. Prefetches never fault, and the addresses are kept as integers, so
-// a hint may cover any bytes.
+// a hint may cover any bytes. Everything is forced inline: the ISA-specific files that include
+// this are compiled with different flags, so no out-of-line copy may be shared between them.
 #pragma once
 #include <xmmintrin.h>
 
@@ -18,7 +19,7 @@ struct PrefetchSpread {
 
   PrefetchSpread() = default;
   // The lines of [p, p + bytes), `step` of them per k step so that `steps` steps cover them.
-  PrefetchSpread(const void* p, int64_t bytes, int64_t steps) {
+  __attribute__((always_inline)) PrefetchSpread(const void* p, int64_t bytes, int64_t steps) {
     if (!p || bytes <= 0) return;
     const uintptr_t begin = reinterpret_cast<uintptr_t>(p);
     at = begin & ~uintptr_t(63);
@@ -26,7 +27,7 @@ struct PrefetchSpread {
     step = int(std::max<int64_t>(1, (lines + steps - 1) / std::max<int64_t>(1, steps)));
   }
   // The slice for a tile call of `steps` k steps, taken off the front.
-  PrefetchSpread take(int64_t steps) {
+  __attribute__((always_inline)) PrefetchSpread take(int64_t steps) {
     PrefetchSpread s = *this;
     s.lines = std::min(lines, step * steps);
     at += uintptr_t(64 * s.lines);
@@ -34,11 +35,11 @@ struct PrefetchSpread {
     return s;
   }
   // One k step's share (in the tile loop).
-  inline __attribute__((always_inline)) void next() {
+  __attribute__((always_inline)) void next() {
     for (int i = 0; i < step && lines > 0; i++, at += 64, lines--)
       _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T1);
   }
-  void rest() {  // what no step took (K = 0)
+  __attribute__((always_inline)) void rest() {  // what no step took (K = 0)
     for (; lines > 0; at += 64, lines--) _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T1);
   }
 };

@@ -24,6 +24,9 @@ struct GemmF32Args {
   int64_t ldc = 0;
   bool accumulate = false;
   const float* row_scale = nullptr;  // [M] or null; only read when accumulate
+  // A hint, no effect on C: as in GemmBf16Args below.
+  const void* prefetch = nullptr;
+  int64_t prefetch_bytes = 0;
 };
 
 // The bf16 GEMM: C[M, N] = A[M, K] · B[K, N] with bf16 A and B, fp32 accumulation, and

@@ -4,7 +4,8 @@
 // gemm_f32: C is cut into register tiles of MR rows x NV vectors of 16 columns. Each step of k
 // loads NV vectors of one B row and broadcasts MR values of one A column: MR·NV independent FMA
 // chains, all accumulators in registers (MR·NV + NV + 1 <= 32 zmm). B panels ([K, 16·NV]) are
-// reused by every row tile, so the caller keeps them cache-sized (attention tiles are).
+// reused by every row tile, so the caller keeps them cache-sized (attention tiles are). Both
+// GEMMs spread a caller's prefetch hint over their k steps (prefetch_spread.h).
 // online_softmax_f32: 16 columns at a time, two passes over the tile (max, then exp and sum).
 // gemm_bf16: the same register tiles, a step of k being a pair of k: NV loads of the pair-packed
 // B (16 columns x 2 k per zmm), a 32-bit broadcast of A's pair per row, MR·NV vdpbf16ps (twice
@@ -38,6 +39,7 @@ namespace kl::avx512 {
 namespace {
 
 #define KL_INLINE inline __attribute__((always_inline))
+#define KL_INLINE_LAMBDA __attribute__((always_inline))
 
 struct TileCall {
   int64_t K;
@@ -50,6 +52,7 @@ struct TileCall {
   __mmask16 last;  // lanes of the last vector column that exist
   bool accumulate;
   const float* row_scale;  // [MR] or null
+  PrefetchSpread pf;       // this call's slice of the prefetch hint
 };
 
 template <int MR, int NV>
@@ -63,7 +66,7 @@ void tile(const TileCall& t) {
   const float* a = t.a;
   const float* b = t.b;
   const int64_t a_rs = t.a_rs;
-  for (int64_t k = 0; k < t.K; k++, a += t.a_cs, b += t.ldb) {
+  const auto step = [&](const float* a, const float* b) KL_INLINE_LAMBDA {
     __m512 bv[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; j++)
@@ -74,6 +77,16 @@ void tile(const TileCall& t) {
 #pragma GCC unroll 4
       for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
     }
+  };
+  // Two loops, so that a call without a prefetch hint pays nothing for it (registers included).
+  PrefetchSpread pf = t.pf;
+  if (pf.lines > 0) {
+    for (int64_t k = 0; k < t.K; k++, a += t.a_cs, b += t.ldb) {
+      pf.next();
+      step(a, b);
+    }
+  } else {
+    for (int64_t k = 0; k < t.K; k++, a += t.a_cs, b += t.ldb) step(a, b);
   }
 
 #pragma GCC unroll 16
@@ -182,9 +195,7 @@ void tile_bf16(const Bf16TileCall& t) {
   const int64_t pairs = t.pairs, lda = t.lda, ldb = t.ldb, ldc = t.ldc;
   const __mmask16 last = t.last;
   const __m512i hi_half = _mm512_set1_epi32(int32_t(0xffff0000u));
-  PrefetchSpread pf = t.pf;
-  for (int64_t p = 0; p < pairs; p++, a += 2, b += ldb) {
-    pf.next();
+  const auto step = [&](const uint16_t* a, const uint16_t* b) KL_INLINE_LAMBDA {
     __m512i bv[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; j++)
@@ -212,6 +223,16 @@ void tile_bf16(const Bf16TileCall& t) {
         for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(ao, bo[j], _mm512_fmadd_ps(ae, be[j], acc[i][j]));
       }
     }
+  };
+  // Two loops, so that a call without a prefetch hint pays nothing for it (registers included).
+  PrefetchSpread pf = t.pf;
+  if (pf.lines > 0) {
+    for (int64_t p = 0; p < pairs; p++, a += 2, b += ldb) {
+      pf.next();
+      step(a, b);
+    }
+  } else {
+    for (int64_t p = 0; p < pairs; p++, a += 2, b += ldb) step(a, b);
   }
 
   float* const c0 = t.c;
@@ -253,7 +274,7 @@ constexpr std::array<Bf16TileFn, sizeof...(I)> bf16_tiles_for(std::integer_seque
 // 24 or so independent accumulation chains where the width allows.
 template <bool kDot>
 struct Bf16Tiles {
-  static constexpr int kRows1 = 12, kRows2 = 12, kRows3 = kDot ? 8 : 7, kRows4 = kDot ? 6 : 5;
+  static constexpr int kRows1 = 12, kRows2 = 8, kRows3 = kDot ? 8 : 7, kRows4 = kDot ? 6 : 5;
   static constexpr auto t1 = bf16_tiles_for<1, kDot>(std::make_integer_sequence<int, kRows1>{});
   static constexpr auto t2 = bf16_tiles_for<2, kDot>(std::make_integer_sequence<int, kRows2>{});
   static constexpr auto t3 = bf16_tiles_for<3, kDot>(std::make_integer_sequence<int, kRows3>{});
@@ -367,16 +388,18 @@ void gemm_f32(const GemmF32Args& g) {
   const int64_t max_cols = narrow ? 32 : 64;
   // Row tiles as even as possible (32 rows -> 6,6,5,5,5,5 rather than 6,6,6,6,6,2).
   const int64_t row_tiles = (g.M + max_rows - 1) / max_rows;
+  PrefetchSpread pf(g.prefetch, g.prefetch_bytes, (g.N + max_cols - 1) / max_cols * row_tiles * g.K);
   for (int64_t n0 = 0; n0 < g.N; n0 += max_cols) {
     const int64_t width = std::min(max_cols, g.N - n0);
     const int nv = int((width + 15) / 16);
     TileCall t{g.K, nullptr, g.a_rs, g.a_cs, g.b + n0, g.ldb, nullptr, g.ldc,
-               lanes(width - 16 * (nv - 1)), g.accumulate, nullptr};
+               lanes(width - 16 * (nv - 1)), g.accumulate, nullptr, {}};
     for (int64_t rt = 0, m0 = 0; rt < row_tiles; rt++) {
       const int mr = int((g.M - m0 + (row_tiles - rt) - 1) / (row_tiles - rt));
       t.a = g.a + m0 * g.a_rs;
       t.c = g.c + m0 * g.ldc + n0;
       t.row_scale = g.row_scale ? g.row_scale + m0 : nullptr;
+      t.pf = pf.take(g.K);
       TileFn fn;
       if (narrow)
         fn = nv == 1 ? kNarrow1[size_t(mr - 1)] : kNarrow2[size_t(mr - 1)];
@@ -389,6 +412,7 @@ void gemm_f32(const GemmF32Args& g) {
       m0 += mr;
     }
   }
+  pf.rest();
 }
 
 void online_softmax_f32(const OnlineSoftmaxArgs& a) {
