@@ -7,10 +7,12 @@
 // the tiled kernels; "auto" marks the form the model picks (mla_cheaper_form). Decode also
 // shows the per-token work around the kernel in the absorbed form (query absorption W_UKᵀq and
 // W_UV on the output) as the previous scalar loop did it and as mla.cpp does it now.
-//   bf16-decode: only the absorbed decode over a bf16 cache (the model's cache type) at context
-//            16385, a few seconds for each of 1 .. max_threads threads, as ms per token and as
-//            a fraction of the bf16 dot peak measured in the same run (for profiling the kernel).
-// Usage: attention_bench [max_threads] [decode | bf16-decode] [isa]
+//   decode-16k: only the absorbed decode at context 16385, over an fp32 and a bf16 cache, a few
+//            seconds each for 1 .. max_threads threads, the caches evicted before each call (as
+//            the model's weights do between a layer's calls), as ms per token and as a fraction
+//            of the peak of the instruction it runs on (fp32 FMA; bf16 dot where the CPU has
+//            it), measured in the same run (for profiling the kernel).
+// Usage: attention_bench [max_threads] [decode | decode-16k] [isa]
 //        (default 2 threads; "decode": skip the prefill; isa: a kernel set this CPU runs, e.g.
 //        avx2, default the best)
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,18 +47,29 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Best time of repeated runs: at least min_reps, until min_s seconds have passed.
+// Best time of repeated runs: at least min_reps, until min_s seconds have passed. `before`, if
+// given, runs untimed before each run.
 template <class F>
-double best_ms(F&& f, int min_reps, double min_s) {
+double best_ms(F&& f, int min_reps, double min_s, const std::function<void()>& before = nullptr) {
   f();  // warm-up
   double best = 1e30, start = now_s();
   for (int rep = 0; rep < min_reps || now_s() - start < min_s; rep++) {
+    if (before) before();
     const double t0 = now_s();
     f();
     best = std::min(best, now_s() - t0);
   }
   return best * 1e3;
 }
+
+// Writes 64 MiB (twice a 32 MiB last-level cache): what a model's decode step does between two
+// attention calls of a layer (its weights stream through the caches), so the cache rows come
+// from memory, as in the model, not from the last-level cache.
+struct Evict {
+  std::vector<char> buf = std::vector<char>(size_t(64) << 20);
+  unsigned char round = 0;
+  void operator()() { std::memset(buf.data(), ++round, buf.size()); }
+};
 
 // The same random cache as fp32 pages and as bf16 pages.
 struct Cache {
@@ -230,23 +244,27 @@ int main(int argc, char** argv) {
     s.kvb = {kvb_data.data(), DType::BF16, H * (NOPE + V), C};
     s.scratch.resize(std::max(latent_attention_absorbed_scratch_floats(H, KV, C, threads),
                               latent_attention_decompressed_scratch_floats(kChunk, H, C, NOPE, R, V, threads)));
-    if (mode == "bf16-decode") {
+    if (mode == "decode-16k") {
       // Multiply-adds per token: scores over kv_dim and values over v_dim, per head and key.
       const int64_t ctx0 = 16384;
       const double flops = 2.0 * double(H) * double(ctx0 + 1) * double(KV + C);
       Kernels dot = k;
       dot.bf16_activations = k.matmul_rows_bf16_dot != nullptr;
-      const double peak = measure_peak_gflops(pool, dot, DType::BF16);
-      LatentAttnArgs a;
-      a.n_q = 1, a.H = H, a.kv_dim = KV, a.v_dim = C, a.q = qabs.data(), a.ctx0 = ctx0;
-      a.pages = cache.of(DType::BF16), a.cache_dtype = DType::BF16, a.page_rows = kPageRows;
-      a.out = out_lat.data(), a.scratch = s.scratch.data(), a.scratch_floats = s.scratch.size();
-      const double ms = best_ms([&] { latent_attention_absorbed(s.ctx, a); }, 3, 5.0);
-      const double gflops = flops / ms * 1e-6;
-      std::printf("threads %d: bf16 cache, context %lld: %.3f ms per token, %.1f GFLOP/s = %.1f %% of the %.1f "
-                  "GFLOP/s %s peak\n",
-                  threads, (long long)ctx0 + 1, ms, gflops, 100 * gflops / peak, peak,
-                  dot.bf16_activations ? "bf16 dot" : "fp32 FMA");
+      for (DType dt : {DType::F32, DType::BF16}) {
+        const bool bf16 = dt == DType::BF16;
+        const double peak = measure_peak_gflops(pool, bf16 ? dot : k, bf16 ? DType::BF16 : DType::F32);
+        LatentAttnArgs a;
+        a.n_q = 1, a.H = H, a.kv_dim = KV, a.v_dim = C, a.q = qabs.data(), a.ctx0 = ctx0;
+        a.pages = cache.of(dt), a.cache_dtype = dt, a.page_rows = kPageRows;
+        a.out = out_lat.data(), a.scratch = s.scratch.data(), a.scratch_floats = s.scratch.size();
+        Evict evict;
+        const double ms = best_ms([&] { latent_attention_absorbed(s.ctx, a); }, 3, 5.0, [&] { evict(); });
+        const double gflops = flops / ms * 1e-6;
+        std::printf("threads %d, %s cache, context %lld: %.3f ms per token, %.1f GFLOP/s = %.1f %% of the %.1f "
+                    "GFLOP/s %s peak\n",
+                    threads, bf16 ? "bf16" : "f32", (long long)ctx0 + 1, ms, gflops, 100 * gflops / peak, peak,
+                    bf16 && dot.bf16_activations ? "bf16 dot" : "fp32 FMA");
+      }
       continue;
     }
     std::printf("\nthreads %d\n", threads);
@@ -284,7 +302,7 @@ int main(int argc, char** argv) {
     }
   }
   if (prefill) std::printf("\n* extrapolated from 64 of the 512 queries\n");
-  if (mode != "bf16-decode")
+  if (mode != "decode-16k")
     std::printf("absorbed: per token before the kernel add W_UK absorption and after it W_UV (line above);\n"
               "decompressed includes decompressing K and V of every context row.\n");
   return 0;
