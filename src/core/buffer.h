@@ -11,6 +11,10 @@
 
 namespace kl {
 
+// The transparent huge page size of x86-64 and of AArch64 with 4 KiB base pages: where buffers
+// and weights read into memory ask for huge pages (Buffer below, MappedFile::read_whole).
+inline constexpr size_t kHugePageBytes = size_t(2) << 20;
+
 template <class T>
 class Buffer {
  public:
@@ -31,7 +35,7 @@ class Buffer {
   // that ask get them; the tail stays in 4 KiB pages, so nothing is touched beyond the buffer): a
   // stream over 2 MiB pages takes no TLB miss per 4 KiB and lets the hardware prefetchers run on
   // past 4 KiB boundaries. Measured on Zen 4, a decode step's weights: BENCHMARKS.md.
-  static constexpr size_t kHugeBytes = size_t(2) << 20;
+  static constexpr size_t kHugeBytes = kHugePageBytes;
   void resize(size_t n) {
     if (n == n_) return;
     const size_t bytes = (n * sizeof(T) + 63) / 64 * 64;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <utility>
 
+#include "core/buffer.h"
 #include "core/error.h"
 
 namespace kl {
@@ -50,7 +51,7 @@ MappedFile::MappedFile(const std::string& path, FileAccess access) : path_(path)
 }
 
 void MappedFile::read_whole(int fd) {
-  constexpr size_t kHuge = size_t(2) << 20;
+  constexpr size_t kHuge = kHugePageBytes;
   const size_t want = (size_ + kHuge - 1) / kHuge * kHuge;
   // Anonymous memory starting on a 2 MiB boundary: map 2 MiB more, unmap the ends around it.
   void* raw = ::mmap(nullptr, want + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -31,7 +31,8 @@ std::string supported_descrs() {
   std::string s;
   for (const DescrInfo& d : kDescrs) {
     if (!s.empty()) s += ", ";
-    s += (d.code[1] == '1' ? "|" : "<") + std::string(d.code);
+    s += d.code[1] == '1' ? '|' : '<';  // appended piecewise: GCC 12 warns (-Wrestrict) on "<" + string
+    s += d.code;
   }
   return s;
 }
@@ -291,7 +292,8 @@ void write_npy(const std::string& path, DType dtype, const std::vector<int64_t>&
     fail(path, ": bad shape ", shape_tuple(shape), " (negative or overflowing)");
   if (nbytes && !data) fail(path, ": no data for shape ", shape_tuple(shape));
 
-  const std::string descr = (dtype_size(dtype) == 1 ? "|" : "<") + std::string(code);
+  std::string descr(1, dtype_size(dtype) == 1 ? '|' : '<');
+  descr += code;
   std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape_tuple(shape) + ", }";
   // numpy pads with spaces and a final '\n' so the data starts at a multiple of 64.
   size_t prefix = 10;
