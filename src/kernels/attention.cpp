@@ -116,8 +116,8 @@ void attend_range(const Context& ctx, const LatentAttnArgs& a, float* thread_scr
     // first half during the scores, the second during the values.
     const char* next = nullptr;
     int64_t next_bytes = 0;
-    if (t0 + tn < k1) {
-      const int64_t t1 = t0 + tn, row_bytes = a.kv_dim * int64_t(dtype_size(a.cache_dtype));
+    if (bf16 && t0 + tn < k1) {
+      const int64_t t1 = t0 + tn, row_bytes = a.kv_dim * int64_t(sizeof(uint16_t));
       next = static_cast<const char*>(a.pages[t1 / a.page_rows]) + t1 % a.page_rows * row_bytes;
       next_bytes = tile_rows(t1, k1, kTileRows, a.page_rows) * row_bytes;
     }
@@ -158,8 +158,6 @@ void attend_range(const Context& ctx, const LatentAttnArgs& a, float* thread_scr
       s.ldb = cols;
       s.c = st;
       s.ldc = cols;
-      s.prefetch = next;
-      s.prefetch_bytes = half;
       ctx.k->gemm_f32(s);
     }
 
@@ -226,8 +224,6 @@ void attend_range(const Context& ctx, const LatentAttnArgs& a, float* thread_scr
       o.ldc = a.v_dim;
       o.accumulate = true;
       o.row_scale = alpha;
-      o.prefetch = next ? next + half : nullptr;
-      o.prefetch_bytes = next_bytes - half;
       ctx.k->gemm_f32(o);
     }
     t0 += tn;

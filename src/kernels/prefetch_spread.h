@@ -1,5 +1,5 @@
 // The prefetch hint of GemmBf16Args (tile_ops.h), spread over the k steps of a GEMM's register
-// tile calls (x86; shared by the AVX2 and AVX-512 tile ops). The GEMM plans it once over all its
+// tile calls (x86; the AVX-512 tile ops). The GEMM plans it once over all its
 // steps, hands each tile call the next slice, and the tile requests `step` lines into L2 per k
 // step while its slice lasts. Prefetches never fault, and the addresses are kept as integers, so
 // a hint may cover any bytes. Everything is forced inline: the ISA-specific files that include

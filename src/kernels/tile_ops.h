@@ -24,9 +24,6 @@ struct GemmF32Args {
   int64_t ldc = 0;
   bool accumulate = false;
   const float* row_scale = nullptr;  // [M] or null; only read when accumulate
-  // A hint, no effect on C: as in GemmBf16Args below.
-  const void* prefetch = nullptr;
-  int64_t prefetch_bytes = 0;
 };
 
 // The bf16 GEMM: C[M, N] = A[M, K] · B[K, N] with bf16 A and B, fp32 accumulation, and
@@ -50,7 +47,7 @@ struct GemmBf16Args {
   // A hint, no effect on C: bytes [prefetch, prefetch + prefetch_bytes) that the caller reads
   // next (e.g. the next tile of an attention cache, still in DRAM), requested into L2 a line or
   // so per step of the product, spread over the call, so that fetching them overlaps this
-  // compute-bound work. The x86 versions honour it; the twin and NEON ignore it.
+  // compute-bound work. The AVX-512 versions honour it; the twin, AVX2 and NEON ignore it.
   const void* prefetch = nullptr;
   int64_t prefetch_bytes = 0;
 };

@@ -3,9 +3,8 @@
 // 8-lane vectors and 16 registers: register tiles of up to 6 rows x 2 vectors (12 accumulators).
 // A last vector column narrower than 8 lanes uses masked loads and stores (a separate
 // instantiation, so full tiles pay nothing for it).
-// gemm_bf16: the same tiles (4 rows x 2 vectors) on bf16 widened to fp32 in registers. Both
-// GEMMs spread a caller's prefetch hint over their k steps (prefetch_spread.h). The packers
-// vectorize contiguous sources only (the rest is the scalar twins).
+// gemm_bf16: the same tiles (4 rows x 2 vectors) on bf16 widened to fp32 in registers. The
+// packers vectorize contiguous sources only (the rest is the scalar twins).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -16,7 +15,6 @@
 #include <utility>
 
 #include "core/dtype.h"
-#include "kernels/prefetch_spread.h"
 #include "kernels/tile_ops_impl.h"
 
 namespace kl::avx2 {
@@ -24,7 +22,6 @@ namespace kl::avx2 {
 namespace {
 
 #define KL_INLINE inline __attribute__((always_inline))
-#define KL_INLINE_LAMBDA __attribute__((always_inline))
 
 struct TileCall {
   int64_t K;
@@ -37,7 +34,6 @@ struct TileCall {
   __m256i last;  // lanes of the last vector column that exist (all-ones lanes)
   bool accumulate;
   const float* row_scale;
-  PrefetchSpread pf;  // this call's slice of the prefetch hint
 };
 
 template <bool kMasked>
@@ -59,7 +55,7 @@ void tile(const TileCall& t) {
   const float* a = t.a;
   const float* b = t.b;
   const int64_t a_rs = t.a_rs;
-  const auto step = [&](const float* a, const float* b) KL_INLINE_LAMBDA {
+  for (int64_t k = 0; k < t.K; k++, a += t.a_cs, b += t.ldb) {
     __m256 bv[NV];
 #pragma GCC unroll 2
     for (int j = 0; j < NV; j++) bv[j] = j + 1 < NV ? _mm256_loadu_ps(b + 8 * j) : load_last<kMasked>(b + 8 * j, t.last);
@@ -69,16 +65,6 @@ void tile(const TileCall& t) {
 #pragma GCC unroll 2
       for (int j = 0; j < NV; j++) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
     }
-  };
-  // Two loops, so that a call without a prefetch hint pays nothing for it (registers included).
-  PrefetchSpread pf = t.pf;
-  if (pf.lines > 0) {
-    for (int64_t k = 0; k < t.K; k++, a += t.a_cs, b += t.ldb) {
-      pf.next();
-      step(a, b);
-    }
-  } else {
-    for (int64_t k = 0; k < t.K; k++, a += t.a_cs, b += t.ldb) step(a, b);
   }
 
 #pragma GCC unroll 8
@@ -153,7 +139,6 @@ struct Bf16TileCall {
   __m256i last;  // columns of the last vector that exist (all-ones lanes)
   bool accumulate;
   const float* row_scale;
-  PrefetchSpread pf;  // this call's slice of the prefetch hint
 };
 
 KL_INLINE int32_t load_pair(const uint16_t* p) {
@@ -182,7 +167,7 @@ void tile_bf16(const Bf16TileCall& t) {
   const uint16_t* b = t.b;
   const int64_t lda = t.lda, ldb = t.ldb;
   const __m256i hi_half = _mm256_set1_epi32(int32_t(0xffff0000u));
-  const auto step = [&](const uint16_t* a, const uint16_t* b) KL_INLINE_LAMBDA {
+  for (int64_t p = 0; p < t.pairs; p++, a += 2, b += ldb) {
     __m256 be[NV], bo[NV];
 #pragma GCC unroll 2
     for (int j = 0; j < NV; j++) {
@@ -199,16 +184,6 @@ void tile_bf16(const Bf16TileCall& t) {
 #pragma GCC unroll 2
       for (int j = 0; j < NV; j++) acc[i][j] = _mm256_add_ps(acc[i][j], _mm256_fmadd_ps(ao, bo[j], _mm256_mul_ps(ae, be[j])));
     }
-  };
-  // Two loops, so that a call without a prefetch hint pays nothing for it (registers included).
-  PrefetchSpread pf = t.pf;
-  if (pf.lines > 0) {
-    for (int64_t p = 0; p < t.pairs; p++, a += 2, b += ldb) {
-      pf.next();
-      step(a, b);
-    }
-  } else {
-    for (int64_t p = 0; p < t.pairs; p++, a += 2, b += ldb) step(a, b);
   }
 
 #pragma GCC unroll 8
@@ -265,24 +240,21 @@ KL_INLINE __m256i pair_words(__m256i lo, __m256i hi) { return _mm256_or_si256(lo
 void gemm_f32(const GemmF32Args& g) {
   if (g.M <= 0 || g.N <= 0) return;
   const int64_t row_tiles = (g.M + kRows - 1) / kRows;
-  PrefetchSpread pf(g.prefetch, g.prefetch_bytes, (g.N + 15) / 16 * row_tiles * g.K);
   for (int64_t n0 = 0; n0 < g.N; n0 += 16) {
     const int64_t width = std::min<int64_t>(16, g.N - n0);
     const int nv = int((width + 7) / 8);
     const int64_t last = width - 8 * (nv - 1);
-    TileCall t{g.K, nullptr, g.a_rs, g.a_cs, g.b + n0, g.ldb, nullptr, g.ldc, lanes(last), g.accumulate, nullptr, {}};
+    TileCall t{g.K, nullptr, g.a_rs, g.a_cs, g.b + n0, g.ldb, nullptr, g.ldc, lanes(last), g.accumulate, nullptr};
     for (int64_t rt = 0, m0 = 0; rt < row_tiles; rt++) {
       const int mr = int((g.M - m0 + (row_tiles - rt) - 1) / (row_tiles - rt));
       t.a = g.a + m0 * g.a_rs;
       t.c = g.c + m0 * g.ldc + n0;
       t.row_scale = g.row_scale ? g.row_scale + m0 : nullptr;
-      t.pf = pf.take(g.K);
       const auto& fns = last == 8 ? (nv == 1 ? kFull1 : kFull2) : (nv == 1 ? kTail1 : kTail2);
       fns[size_t(mr - 1)](t);
       m0 += mr;
     }
   }
-  pf.rest();
 }
 
 void online_softmax_f32(const OnlineSoftmaxArgs& a) {
@@ -333,24 +305,21 @@ void online_softmax_f32(const OnlineSoftmaxArgs& a) {
 void gemm_bf16(const GemmBf16Args& g) {
   if (g.M <= 0 || g.N <= 0) return;
   const int64_t row_tiles = (g.M + kBf16Rows - 1) / kBf16Rows;
-  PrefetchSpread pf(g.prefetch, g.prefetch_bytes, (g.N + 15) / 16 * row_tiles * (g.K / 2));
   for (int64_t n0 = 0; n0 < g.N; n0 += 16) {
     const int64_t width = std::min<int64_t>(16, g.N - n0);
     const int nv = int((width + 7) / 8);
     const int64_t last = width - 8 * (nv - 1);
-    Bf16TileCall t{g.K / 2, nullptr, g.lda, offset(g.b, 2 * n0), g.ldb, nullptr, g.ldc, lanes(last), g.accumulate, nullptr, {}};
+    Bf16TileCall t{g.K / 2, nullptr, g.lda, offset(g.b, 2 * n0), g.ldb, nullptr, g.ldc, lanes(last), g.accumulate, nullptr};
     for (int64_t rt = 0, m0 = 0; rt < row_tiles; rt++) {
       const int mr = int((g.M - m0 + (row_tiles - rt) - 1) / (row_tiles - rt));
       t.a = offset(g.a, m0 * g.lda);
       t.c = g.c + m0 * g.ldc + n0;
       t.row_scale = g.row_scale ? g.row_scale + m0 : nullptr;
-      t.pf = pf.take(t.pairs);
       const auto& fns = last == 8 ? (nv == 1 ? kBf16Full1 : kBf16Full2) : (nv == 1 ? kBf16Tail1 : kBf16Tail2);
       fns[size_t(mr - 1)](t);
       m0 += mr;
     }
   }
-  pf.rest();
 }
 
 // The packers vectorize contiguous rows (cs == 1), 8 or 16 columns per step with the rest of a

@@ -4,16 +4,17 @@
 // gemm_f32: C is cut into register tiles of MR rows x NV vectors of 16 columns. Each step of k
 // loads NV vectors of one B row and broadcasts MR values of one A column: MR·NV independent FMA
 // chains, all accumulators in registers (MR·NV + NV + 1 <= 32 zmm). B panels ([K, 16·NV]) are
-// reused by every row tile, so the caller keeps them cache-sized (attention tiles are). Both
-// GEMMs spread a caller's prefetch hint over their k steps (prefetch_spread.h).
+// reused by every row tile, so the caller keeps them cache-sized (attention tiles are).
 // online_softmax_f32: 16 columns at a time, two passes over the tile (max, then exp and sum).
 // gemm_bf16: the same register tiles, a step of k being a pair of k: NV loads of the pair-packed
 // B (16 columns x 2 k per zmm), a 32-bit broadcast of A's pair per row, MR·NV vdpbf16ps (twice
 // the multiply-adds of an FMA at the same rate). Up to 6 x 4 vectors, 8 x 3, 12 x 2 or 12 x 1
 // (24 accumulators where C is wide enough); ~95-100% of the vdpbf16ps peak on attention tiles
-// in L2. The prefetch hint is spread over the k steps of the tile calls; in decode attention at
-// 16K the next cache tile, fetched while this one computes, took the scores product of tiles
-// read from DRAM from ~60 % to ~83 % of the peak (alone, Zen 4; the whole kernel 6.8 -> 6.2 ms).
+// in L2. A call with a prefetch hint runs tiles that also request the hinted lines, a line or so
+// per k step (prefetch_spread.h; separate instantiations, so calls without one run exactly the
+// plain tiles): decode attention passes the next cache tile, which the hardware prefetchers do not
+// fetch ahead of the 8-row tiles (its scores product alone: ~60 % of the peak on tiles from DRAM,
+// ~83 % with the hint, ~96 % in L2, Zen 4).
 // gemm_bf16_nodot, for AVX-512 without AVX512_BF16: bf16 widened to fp32 (shift / mask), FMAs.
 // The packers round in integer ops (bit for bit f32_to_bf16, no AVX512_BF16 needed) and read
 // contiguous rows or, transposing 16 x 16 blocks of 32-bit pairs in registers, contiguous columns.
@@ -39,7 +40,6 @@ namespace kl::avx512 {
 namespace {
 
 #define KL_INLINE inline __attribute__((always_inline))
-#define KL_INLINE_LAMBDA __attribute__((always_inline))
 
 struct TileCall {
   int64_t K;
@@ -52,7 +52,6 @@ struct TileCall {
   __mmask16 last;  // lanes of the last vector column that exist
   bool accumulate;
   const float* row_scale;  // [MR] or null
-  PrefetchSpread pf;       // this call's slice of the prefetch hint
 };
 
 template <int MR, int NV>
@@ -66,7 +65,7 @@ void tile(const TileCall& t) {
   const float* a = t.a;
   const float* b = t.b;
   const int64_t a_rs = t.a_rs;
-  const auto step = [&](const float* a, const float* b) KL_INLINE_LAMBDA {
+  for (int64_t k = 0; k < t.K; k++, a += t.a_cs, b += t.ldb) {
     __m512 bv[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; j++)
@@ -77,16 +76,6 @@ void tile(const TileCall& t) {
 #pragma GCC unroll 4
       for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
     }
-  };
-  // Two loops, so that a call without a prefetch hint pays nothing for it (registers included).
-  PrefetchSpread pf = t.pf;
-  if (pf.lines > 0) {
-    for (int64_t k = 0; k < t.K; k++, a += t.a_cs, b += t.ldb) {
-      pf.next();
-      step(a, b);
-    }
-  } else {
-    for (int64_t k = 0; k < t.K; k++, a += t.a_cs, b += t.ldb) step(a, b);
   }
 
 #pragma GCC unroll 16
@@ -163,7 +152,7 @@ struct Bf16TileCall {
   __mmask16 last;  // columns of the last vector that exist
   bool accumulate;
   const float* row_scale;  // [MR] or null
-  PrefetchSpread pf;       // this call's slice of the prefetch hint
+  PrefetchSpread pf;       // kPf tiles: this call's slice of the prefetch hint
 };
 
 // The bf16 pair A[m, 2p], A[m, 2p + 1] as one 32-bit value (the layout vdpbf16ps pairs up).
@@ -180,8 +169,8 @@ KL_INLINE __m512bh as_bh(__m512i v) { return (__m512bh)v; }
 // pair of k: NV loads of the pair-packed B row pair (16 columns x 2 k per register) and one
 // 32-bit broadcast per row of A. kDot: MR·NV vdpbf16ps (32 multiply-adds each). Else the bf16
 // halves are widened to fp32 (even k: shifted up 16 bits, odd k: low 16 bits masked off) and
-// multiplied with 2·MR·NV FMAs, even k first.
-template <int MR, int NV, bool kDot>
+// multiplied with 2·MR·NV FMAs, even k first. kPf: the hint's lines between the steps.
+template <int MR, int NV, bool kDot, bool kPf>
 void tile_bf16(const Bf16TileCall& t) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
@@ -195,7 +184,9 @@ void tile_bf16(const Bf16TileCall& t) {
   const int64_t pairs = t.pairs, lda = t.lda, ldb = t.ldb, ldc = t.ldc;
   const __mmask16 last = t.last;
   const __m512i hi_half = _mm512_set1_epi32(int32_t(0xffff0000u));
-  const auto step = [&](const uint16_t* a, const uint16_t* b) KL_INLINE_LAMBDA {
+  PrefetchSpread pf = t.pf;
+  for (int64_t p = 0; p < pairs; p++, a += 2, b += ldb) {
+    if constexpr (kPf) pf.next();
     __m512i bv[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; j++)
@@ -223,16 +214,6 @@ void tile_bf16(const Bf16TileCall& t) {
         for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(ao, bo[j], _mm512_fmadd_ps(ae, be[j], acc[i][j]));
       }
     }
-  };
-  // Two loops, so that a call without a prefetch hint pays nothing for it (registers included).
-  PrefetchSpread pf = t.pf;
-  if (pf.lines > 0) {
-    for (int64_t p = 0; p < pairs; p++, a += 2, b += ldb) {
-      pf.next();
-      step(a, b);
-    }
-  } else {
-    for (int64_t p = 0; p < pairs; p++, a += 2, b += ldb) step(a, b);
   }
 
   float* const c0 = t.c;
@@ -264,21 +245,23 @@ using Bf16TileFn = void (*)(const Bf16TileCall&);
 // p + n, where p may be null (no A or B when K = 0): never read then.
 KL_INLINE const uint16_t* offset(const uint16_t* p, int64_t n) { return p ? p + n : p; }
 
-template <int NV, bool kDot, int... I>
+template <int NV, bool kDot, bool kPf, int... I>
 constexpr std::array<Bf16TileFn, sizeof...(I)> bf16_tiles_for(std::integer_sequence<int, I...>) {
-  return {&tile_bf16<I + 1, NV, kDot>...};
+  return {&tile_bf16<I + 1, NV, kDot, kPf>...};
 }
 
 // Most rows of a register tile per vector count NV = 1..4: MR·NV accumulators plus the NV B
 // registers (nodot: 2·NV widened halves, 2 widened A values and the mask) within 32 zmm, and
-// 24 or so independent accumulation chains where the width allows.
-template <bool kDot>
+// 16-24 independent accumulation chains where the width allows. Two vectors take 8 rows, not
+// 12: the 12-row tile's row offsets outgrow the general registers (GCC then parks them in
+// vector registers, read back through the pipes the dot products use), at no gain.
+template <bool kDot, bool kPf>
 struct Bf16Tiles {
   static constexpr int kRows1 = 12, kRows2 = 8, kRows3 = kDot ? 8 : 7, kRows4 = kDot ? 6 : 5;
-  static constexpr auto t1 = bf16_tiles_for<1, kDot>(std::make_integer_sequence<int, kRows1>{});
-  static constexpr auto t2 = bf16_tiles_for<2, kDot>(std::make_integer_sequence<int, kRows2>{});
-  static constexpr auto t3 = bf16_tiles_for<3, kDot>(std::make_integer_sequence<int, kRows3>{});
-  static constexpr auto t4 = bf16_tiles_for<4, kDot>(std::make_integer_sequence<int, kRows4>{});
+  static constexpr auto t1 = bf16_tiles_for<1, kDot, kPf>(std::make_integer_sequence<int, kRows1>{});
+  static constexpr auto t2 = bf16_tiles_for<2, kDot, kPf>(std::make_integer_sequence<int, kRows2>{});
+  static constexpr auto t3 = bf16_tiles_for<3, kDot, kPf>(std::make_integer_sequence<int, kRows3>{});
+  static constexpr auto t4 = bf16_tiles_for<4, kDot, kPf>(std::make_integer_sequence<int, kRows4>{});
   static constexpr int max_rows(int nv) { return nv == 1 ? kRows1 : nv == 2 ? kRows2 : nv == 3 ? kRows3 : kRows4; }
   static Bf16TileFn fn(int nv, int mr) {
     const size_t i = size_t(mr - 1);
@@ -286,37 +269,41 @@ struct Bf16Tiles {
   }
 };
 
-template <bool kDot>
-void gemm_bf16_impl(const GemmBf16Args& g) {
-  using Tiles = Bf16Tiles<kDot>;
-  if (g.M <= 0 || g.N <= 0) return;
-  const int64_t pairs = g.K / 2;
-  // The prefetch hint over the k steps of all tile calls.
-  int64_t steps = 0;
-  for (int64_t n0 = 0; n0 < g.N; n0 += 64) {
-    const int max_rows = Tiles::max_rows(int((std::min<int64_t>(64, g.N - n0) + 15) / 16));
-    steps += pairs * ((g.M + max_rows - 1) / max_rows);
-  }
-  PrefetchSpread pf(g.prefetch, g.prefetch_bytes, steps);
+template <bool kDot, bool kPf>
+void gemm_bf16_tiles(const GemmBf16Args& g, PrefetchSpread pf) {
+  using Tiles = Bf16Tiles<kDot, kPf>;
   // Panels of up to 64 columns (4 vectors); each panel's row tiles as even as possible.
   for (int64_t n0 = 0; n0 < g.N; n0 += 64) {
     const int64_t width = std::min<int64_t>(64, g.N - n0);
     const int nv = int((width + 15) / 16);
     const int max_rows = Tiles::max_rows(nv);
     const int64_t row_tiles = (g.M + max_rows - 1) / max_rows;
-    Bf16TileCall t{pairs, nullptr, g.lda, offset(g.b, 2 * n0), g.ldb, nullptr, g.ldc,
+    Bf16TileCall t{g.K / 2, nullptr, g.lda, offset(g.b, 2 * n0), g.ldb, nullptr, g.ldc,
                    lanes(width - 16 * (nv - 1)), g.accumulate, nullptr, {}};
     for (int64_t rt = 0, m0 = 0; rt < row_tiles; rt++) {
       const int mr = int((g.M - m0 + (row_tiles - rt) - 1) / (row_tiles - rt));
       t.a = offset(g.a, m0 * g.lda);
       t.c = g.c + m0 * g.ldc + n0;
       t.row_scale = g.row_scale ? g.row_scale + m0 : nullptr;
-      t.pf = pf.take(pairs);
+      if constexpr (kPf) t.pf = pf.take(t.pairs);
       Tiles::fn(nv, mr)(t);
       m0 += mr;
     }
   }
-  pf.rest();
+  if constexpr (kPf) pf.rest();
+}
+
+template <bool kDot>
+void gemm_bf16_impl(const GemmBf16Args& g) {
+  if (g.M <= 0 || g.N <= 0) return;
+  if (!g.prefetch || g.prefetch_bytes <= 0) return gemm_bf16_tiles<kDot, false>(g, {});
+  // The hint over the k steps of all tile calls.
+  int64_t steps = 0;
+  for (int64_t n0 = 0; n0 < g.N; n0 += 64) {
+    const int max_rows = Bf16Tiles<kDot, true>::max_rows(int((std::min<int64_t>(64, g.N - n0) + 15) / 16));
+    steps += g.K / 2 * ((g.M + max_rows - 1) / max_rows);
+  }
+  gemm_bf16_tiles<kDot, true>(g, PrefetchSpread(g.prefetch, g.prefetch_bytes, steps));
 }
 
 // Lanes [0, n) of 16 (none for n <= 0) and of 32.
@@ -388,18 +375,16 @@ void gemm_f32(const GemmF32Args& g) {
   const int64_t max_cols = narrow ? 32 : 64;
   // Row tiles as even as possible (32 rows -> 6,6,5,5,5,5 rather than 6,6,6,6,6,2).
   const int64_t row_tiles = (g.M + max_rows - 1) / max_rows;
-  PrefetchSpread pf(g.prefetch, g.prefetch_bytes, (g.N + max_cols - 1) / max_cols * row_tiles * g.K);
   for (int64_t n0 = 0; n0 < g.N; n0 += max_cols) {
     const int64_t width = std::min(max_cols, g.N - n0);
     const int nv = int((width + 15) / 16);
     TileCall t{g.K, nullptr, g.a_rs, g.a_cs, g.b + n0, g.ldb, nullptr, g.ldc,
-               lanes(width - 16 * (nv - 1)), g.accumulate, nullptr, {}};
+               lanes(width - 16 * (nv - 1)), g.accumulate, nullptr};
     for (int64_t rt = 0, m0 = 0; rt < row_tiles; rt++) {
       const int mr = int((g.M - m0 + (row_tiles - rt) - 1) / (row_tiles - rt));
       t.a = g.a + m0 * g.a_rs;
       t.c = g.c + m0 * g.ldc + n0;
       t.row_scale = g.row_scale ? g.row_scale + m0 : nullptr;
-      t.pf = pf.take(g.K);
       TileFn fn;
       if (narrow)
         fn = nv == 1 ? kNarrow1[size_t(mr - 1)] : kNarrow2[size_t(mr - 1)];
@@ -412,7 +397,6 @@ void gemm_f32(const GemmF32Args& g) {
       m0 += mr;
     }
   }
-  pf.rest();
 }
 
 void online_softmax_f32(const OnlineSoftmaxArgs& a) {

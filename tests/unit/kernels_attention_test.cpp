@@ -4,7 +4,6 @@
 // (pages of 256 rows), several queries after a non-empty context, 1 to 3 threads.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -83,38 +82,6 @@ TEST(TileOps, GemmMatchesScalarTwin) {
             EXPECT_LE(max_abs_diff(c0, c1), 2e-5f * std::sqrt(float(K)) * 4)
                 << isa_name(isa) << " M " << M << " N " << N << " K " << K << " mode " << mode;
           }
-  }
-}
-
-// The prefetch hint changes nothing in C (as for gemm_bf16, kernels_tile_bf16_test): no hint, a
-// short one, about one line per step, many lines per step, unaligned; A plain and transposed.
-TEST(TileOps, GemmPrefetchHintLeavesTheProductUnchanged) {
-  std::mt19937 rng(8);
-  const std::vector<float> far = randn(size_t(1) << 19, rng);  // 2 MiB to hint at
-  for (Isa isa : isas()) {
-    const Kernels& k = table(isa);
-    for (auto [M, N, K] : {std::array<int64_t, 3>{128, 32, 576}, {32, 512, 128}, {7, 33, 10}, {5, 17, 0}})
-      for (int64_t bytes : {int64_t(0), int64_t(100), int64_t(73000), int64_t(2 << 20) - 3})
-        for (bool at : {false, true}) {
-          const int64_t lda = at ? M + 3 : K + 2, ldb = N + 5, ldc = N + 1;
-          const std::vector<float> a = randn(size_t(at ? K * lda : M * lda), rng);
-          const std::vector<float> b = randn(size_t(K * ldb), rng);
-          const std::vector<float> scale = randn(size_t(M), rng);
-          std::vector<float> plain = randn(size_t(M * ldc), rng), hinted = plain;
-          GemmF32Args g;
-          g.M = M, g.N = N, g.K = K;
-          g.a = a.data(), g.a_rs = at ? 1 : lda, g.a_cs = at ? lda : 1;
-          g.b = b.data(), g.ldb = ldb, g.ldc = ldc;
-          g.accumulate = true, g.row_scale = scale.data();
-          g.c = plain.data();
-          k.gemm_f32(g);
-          g.c = hinted.data();
-          g.prefetch = reinterpret_cast<const char*>(far.data()) + 3, g.prefetch_bytes = bytes;
-          k.gemm_f32(g);
-          for (size_t i = 0; i < plain.size(); i++)
-            ASSERT_EQ(plain[i], hinted[i]) << isa_name(isa) << " M " << M << " N " << N << " K " << K << " hint "
-                                           << bytes << " bytes, at " << i;
-        }
   }
 }
 
