@@ -8,7 +8,7 @@
 // online_softmax_f32: 16 columns at a time, two passes over the tile (max, then exp and sum).
 // gemm_bf16: the same register tiles, a step of k being a pair of k: NV loads of the pair-packed
 // B (16 columns x 2 k per zmm), a 32-bit broadcast of A's pair per row, MR·NV vdpbf16ps (twice
-// the multiply-adds of an FMA at the same rate). Up to 6 x 4 vectors, 8 x 3, 12 x 2 or 12 x 1
+// the multiply-adds of an FMA at the same rate). Up to 6 x 4 vectors, 8 x 3, 8 x 2 or 12 x 1
 // (24 accumulators where C is wide enough); ~95-100% of the vdpbf16ps peak on attention tiles
 // in L2. A call with a prefetch hint runs tiles that also request the hinted lines, a line or so
 // per k step (prefetch_spread.h; separate instantiations, so calls without one run exactly the
