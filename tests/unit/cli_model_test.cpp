@@ -12,7 +12,10 @@ namespace {
 
 std::string ids_arg(const std::vector<int32_t>& ids) {
   std::string s;
-  for (size_t i = 0; i < ids.size(); i++) s += (i ? "," : "") + std::to_string(ids[i]);
+  for (size_t i = 0; i < ids.size(); i++) {  // appended piecewise: GCC 12 warns (-Wrestrict) on "," + string
+    if (i) s += ',';
+    s += std::to_string(ids[i]);
+  }
   return s;
 }
 
