@@ -267,6 +267,9 @@ struct Bf16Tiles {
     const size_t i = size_t(mr - 1);
     return nv == 1 ? t1[i] : nv == 2 ? t2[i] : nv == 3 ? t3[i] : t4[i];
   }
+  // Vectors of a panel of up to 64 columns from n0, and its register tiles over M rows.
+  static int panel_vectors(const GemmBf16Args& g, int64_t n0) { return int((std::min<int64_t>(64, g.N - n0) + 15) / 16); }
+  static int64_t row_tiles(const GemmBf16Args& g, int nv) { return (g.M + max_rows(nv) - 1) / max_rows(nv); }
 };
 
 template <bool kDot, bool kPf>
@@ -274,12 +277,10 @@ void gemm_bf16_tiles(const GemmBf16Args& g, PrefetchSpread pf) {
   using Tiles = Bf16Tiles<kDot, kPf>;
   // Panels of up to 64 columns (4 vectors); each panel's row tiles as even as possible.
   for (int64_t n0 = 0; n0 < g.N; n0 += 64) {
-    const int64_t width = std::min<int64_t>(64, g.N - n0);
-    const int nv = int((width + 15) / 16);
-    const int max_rows = Tiles::max_rows(nv);
-    const int64_t row_tiles = (g.M + max_rows - 1) / max_rows;
+    const int nv = Tiles::panel_vectors(g, n0);
+    const int64_t row_tiles = Tiles::row_tiles(g, nv);
     Bf16TileCall t{g.K / 2, nullptr, g.lda, offset(g.b, 2 * n0), g.ldb, nullptr, g.ldc,
-                   lanes(width - 16 * (nv - 1)), g.accumulate, nullptr, {}};
+                   lanes(std::min<int64_t>(64, g.N - n0) - 16 * (nv - 1)), g.accumulate, nullptr, {}};
     for (int64_t rt = 0, m0 = 0; rt < row_tiles; rt++) {
       const int mr = int((g.M - m0 + (row_tiles - rt) - 1) / (row_tiles - rt));
       t.a = offset(g.a, m0 * g.lda);
@@ -298,11 +299,9 @@ void gemm_bf16_impl(const GemmBf16Args& g) {
   if (g.M <= 0 || g.N <= 0) return;
   if (!g.prefetch || g.prefetch_bytes <= 0) return gemm_bf16_tiles<kDot, false>(g, {});
   // The hint over the k steps of all tile calls.
+  using Tiles = Bf16Tiles<kDot, true>;
   int64_t steps = 0;
-  for (int64_t n0 = 0; n0 < g.N; n0 += 64) {
-    const int max_rows = Bf16Tiles<kDot, true>::max_rows(int((std::min<int64_t>(64, g.N - n0) + 15) / 16));
-    steps += g.K / 2 * ((g.M + max_rows - 1) / max_rows);
-  }
+  for (int64_t n0 = 0; n0 < g.N; n0 += 64) steps += g.K / 2 * Tiles::row_tiles(g, Tiles::panel_vectors(g, n0));
   gemm_bf16_tiles<kDot, true>(g, PrefetchSpread(g.prefetch, g.prefetch_bytes, steps));
 }
 

@@ -154,10 +154,14 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
                       lm_bytes >= o.probe_min_bytes;
   if (sample) read_pass(e.pool(), lm.data, lm_bytes, lim.read_pattern);
   std::vector<Best> best(o.depths.size());
+  // Greedy next token (the bench needs some token; ids past the vocabulary wrap).
+  auto greedy = [&](const float* logits) {
+    return int32_t(std::max_element(logits, logits + c.vocab_size) - logits) % int32_t(c.vocab_size);
+  };
   // With several depths, each repetition first generates at all of them interleaved, one step
   // of each depth in turn (each from its own copy of the depth's snapshot): the depths then meet
   // the same machine, phases of its bandwidth included, which runs of seconds one after the
-  // other do not (their paired ratio moved by 10-15 points between runs on a shared VM). Their
+  // other do not (their paired ratio at 16K moved between 0.64 and 1.05 on a shared VM). Their
   // tokens/s ratio is `vs_first_depth_interleaved`.
   const bool interleave = o.n_gen > 0 && o.depths.size() > 1;
   auto interleaved_run = [&] {
@@ -170,7 +174,7 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
         std::swap(s.state(), live[di]);  // O(1): the states' buffers change hands
         auto t0 = clock::now();
         const float* logits = s.step(next[di]);
-        next[di] = int32_t(std::max_element(logits, logits + c.vocab_size) - logits) % int32_t(c.vocab_size);
+        next[di] = greedy(logits);
         sec[di] += std::chrono::duration<double>(clock::now() - t0).count();
         std::swap(s.state(), live[di]);
       }
@@ -239,7 +243,7 @@ nlohmann::json run_bench(Engine& e, const BenchOptions& o, const MachineLimits& 
           if (sample && i % o.probe_every == 0) sample_pass();
           auto t0 = clock::now();
           const float* logits = s.step(t);
-          t = int32_t(std::max_element(logits, logits + c.vocab_size) - logits) % int32_t(c.vocab_size);
+          t = greedy(logits);
           sec += std::chrono::duration<double>(clock::now() - t0).count();
         }
         if (sample) sample_pass();

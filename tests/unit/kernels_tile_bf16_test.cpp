@@ -67,6 +67,28 @@ std::vector<uint16_t> abs_bf16(std::vector<uint16_t> v) {
   return v;
 }
 
+// One gemm_bf16 call's random operands: A [M, K] and B (K / 2 row pairs) with NaN padding, a
+// row_scale and a C [M, ldc] of normals.
+struct Bf16Case {
+  int64_t M, N, K, lda, ldb, ldc;
+  std::vector<uint16_t> a, b;
+  std::vector<float> scale, c0;
+  Bf16Case(int64_t M_, int64_t N_, int64_t K_, int64_t lda_, int64_t ldb_, int64_t ldc_, std::mt19937& rng)
+      : M(M_), N(N_), K(K_), lda(lda_), ldb(ldb_), ldc(ldc_), a(random_bf16(M, K, lda, rng)),
+        b(random_bf16(K / 2, 2 * N, ldb, rng)), scale(static_cast<size_t>(M)), c0(static_cast<size_t>(M * ldc)) {
+    std::normal_distribution<float> d(0.f, 1.f);
+    for (float& x : scale) x = d(rng);
+    for (float& x : c0) x = d(rng);
+  }
+  // C = A·B (c, accumulate and row_scale left to the caller).
+  GemmBf16Args args() const {
+    GemmBf16Args g;
+    g.M = M, g.N = N, g.K = K;
+    g.a = a.data(), g.lda = lda, g.b = b.data(), g.ldb = ldb, g.ldc = ldc;
+    return g;
+  }
+};
+
 TEST(TileBf16, TablesHoldTheBf16Ops) {
   const CpuFeatures cpu = CpuFeatures::detect();
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon}) {
@@ -94,16 +116,11 @@ TEST(TileBf16, GemmMatchesScalarTwin) {
       for (int64_t K : {0, 2, 64, 128, 576, 200})
         for (int mode = 0; mode < 3; mode++) {  // 0: C = A·B, 1: C += A·B, 2: C = row_scale·C + A·B
           // Padding on every operand: A rows, B row pairs and C rows are wider than used.
-          const int64_t lda = K + 6, ldb = 2 * N + 10, ldc = N + 3;
-          const std::vector<uint16_t> a = random_bf16(M, K, lda, rng);
-          const std::vector<uint16_t> b = random_bf16(K / 2, 2 * N, ldb, rng);
-          std::normal_distribution<float> d(0.f, 1.f);
-          std::vector<float> scale(static_cast<size_t>(M)), c0(static_cast<size_t>(M * ldc));
-          for (float& x : scale) x = d(rng);
-          for (float& x : c0) x = d(rng);
-          GemmBf16Args g;
-          g.M = M, g.N = N, g.K = K;
-          g.a = a.data(), g.lda = lda, g.b = b.data(), g.ldb = ldb, g.ldc = ldc;
+          const Bf16Case cs(M, N, K, K + 6, 2 * N + 10, N + 3, rng);
+          const int64_t ldc = cs.ldc;
+          const std::vector<float>& scale = cs.scale;
+          const std::vector<float>& c0 = cs.c0;
+          GemmBf16Args g = cs.args();
           g.accumulate = mode > 0;
           g.row_scale = mode == 2 ? scale.data() : nullptr;
           std::vector<float> want = c0;
@@ -111,7 +128,7 @@ TEST(TileBf16, GemmMatchesScalarTwin) {
           ref.gemm_bf16(g);
 
           // The error bound: Σ_k |a_k·b_k| (+ |row_scale·c|), from the twin on |A|, |B|.
-          const std::vector<uint16_t> a_abs = abs_bf16(a), b_abs = abs_bf16(b);
+          const std::vector<uint16_t> a_abs = abs_bf16(cs.a), b_abs = abs_bf16(cs.b);
           std::vector<float> bound(size_t(M * ldc));
           GemmBf16Args ga = g;
           ga.a = a_abs.data(), ga.b = b_abs.data(), ga.c = bound.data(), ga.accumulate = false, ga.row_scale = nullptr;
@@ -154,19 +171,11 @@ TEST(TileBf16, PrefetchHintLeavesTheProductUnchanged) {
   const std::vector<uint16_t> far = random_bf16(1, 1 << 20, 1 << 20, rng);  // 2 MiB to hint at
   for (auto [M, N, K] : {std::array<int64_t, 3>{128, 32, 576}, {32, 512, 128}, {7, 33, 10}, {5, 17, 0}})
     for (int64_t bytes : {int64_t(0), int64_t(100), int64_t(73000), int64_t(2 << 20) - 3}) {
-      const int64_t lda = K + 2, ldb = 2 * N + 4, ldc = N + 1;
-      const std::vector<uint16_t> a = random_bf16(M, K, lda, rng);
-      const std::vector<uint16_t> b = random_bf16(K / 2, 2 * N, ldb, rng);
-      std::normal_distribution<float> d(0.f, 1.f);
-      std::vector<float> scale(static_cast<size_t>(M)), c0(static_cast<size_t>(M * ldc));
-      for (float& x : scale) x = d(rng);
-      for (float& x : c0) x = d(rng);
-      GemmBf16Args g;
-      g.M = M, g.N = N, g.K = K;
-      g.a = a.data(), g.lda = lda, g.b = b.data(), g.ldb = ldb, g.ldc = ldc;
-      g.accumulate = true, g.row_scale = scale.data();
+      const Bf16Case cs(M, N, K, K + 2, 2 * N + 4, N + 1, rng);
+      GemmBf16Args g = cs.args();
+      g.accumulate = true, g.row_scale = cs.scale.data();
       for (const Table& t : tables) {
-        std::vector<float> plain = c0, hinted = c0;
+        std::vector<float> plain = cs.c0, hinted = cs.c0;
         g.c = plain.data();
         g.prefetch = nullptr, g.prefetch_bytes = 0;
         t.k->gemm_bf16(g);
